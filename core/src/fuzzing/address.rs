@@ -1,0 +1,2 @@
+/// Fuzz body (in progress).
+pub fn address(_data: &[u8]) {}

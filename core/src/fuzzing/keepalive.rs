@@ -1,0 +1,2 @@
+/// Fuzz body (in progress).
+pub fn keepalive(_data: &[u8]) {}

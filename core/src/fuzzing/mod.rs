@@ -1,0 +1,13 @@
+//! Bodies of the cargo-fuzz targets in `fuzz/`, compiled only with the `fuzzing` feature.
+//!
+//! Each function takes the raw fuzzer input, must never panic on any input, and asserts the invariants of
+//! its module. `fuzz/fuzz_targets/*.rs` are one-line wrappers around them, and `tests/` replays the committed
+//! corpus `fuzz/corpus/<target>/` through them on stable Rust.
+
+mod address;
+mod handshake;
+mod keepalive;
+
+pub use address::address;
+pub use handshake::{handshake_request, handshake_response};
+pub use keepalive::keepalive;

@@ -1,0 +1,24 @@
+//! # revtun-core
+//!
+//! The sans-IO core of revtun: pure state machines and codecs for Envoy's reverse-tunnel wire protocol.
+//! Nothing in this crate opens a socket, reads a clock, spawns a thread or draws from a global random
+//! number generator: time comes in as `now: Instant` (and, where the wire needs a wall clock, unix
+//! milliseconds), randomness from a seeded [`rand_chacha::ChaCha8Rng`]. `core/clippy.toml` enforces it.
+//!
+//! Modules follow the protocol (see `DESIGN.md`):
+//! - [`address`]: the `rc://node:cluster:tenant@target:count` listener address grammar;
+//! - [`handshake`]: the HTTP/1.1 handshake codec (request encoder, incremental request and response
+//!   parsers, the responder's check table and its exact response bytes);
+//! - [`keepalive`]: `RPING` keepalive and the `RDATA` claim marker, for both sides;
+//! - [`backoff`]: per-host reconnect backoff with seeded jitter.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod address;
+pub mod backoff;
+pub mod handshake;
+mod headers;
+pub mod keepalive;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
