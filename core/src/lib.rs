@@ -10,15 +10,19 @@
 //! - [`handshake`]: the HTTP/1.1 handshake codec (request encoder, incremental request and response
 //!   parsers, the responder's check table and its exact response bytes);
 //! - [`keepalive`]: `RPING` keepalive and the `RDATA` claim marker, for both sides;
-//! - [`backoff`]: per-host reconnect backoff with seeded jitter.
+//! - [`backoff`]: per-host reconnect backoff with seeded jitter;
+//! - [`command`]: connection ids, transmits and the lifecycle orders the state machines give their driver;
+//! - [`stats`]: statistics snapshots with the dotted names of `DESIGN.md`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod address;
 pub mod backoff;
+pub mod command;
 pub mod handshake;
 mod headers;
 pub mod keepalive;
+pub mod stats;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
