@@ -100,3 +100,35 @@ mod tests {
         assert_eq!(t.get("b.connected"), Some(10));
     }
 }
+
+/// How many tunnels a state machine holds in each phase, and how many it ever opened and closed.
+///
+/// `opened == closed + connecting + handshaking + idle + in_use` holds at every step
+/// ([`TunnelCounts::is_balanced`]); the simulation and the fuzz targets check it after every input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunnelCounts {
+    /// Connections ever created (dialled by the initiator, accepted by the responder).
+    pub opened: u64,
+    /// Connections ever finished, whatever the reason.
+    pub closed: u64,
+    /// Being dialled (initiator only).
+    pub connecting: u64,
+    /// Dialled, handshake not finished.
+    pub handshaking: u64,
+    /// Handshake done, in the idle pool (responder: including a tunnel that is being claimed).
+    pub idle: u64,
+    /// Claimed: carrying data, owned by the driver until it reports the close.
+    pub in_use: u64,
+}
+
+impl TunnelCounts {
+    /// Connections currently alive in any phase.
+    pub fn live(&self) -> u64 {
+        self.connecting + self.handshaking + self.idle + self.in_use
+    }
+
+    /// `opened == closed + live`.
+    pub fn is_balanced(&self) -> bool {
+        self.opened == self.closed + self.live()
+    }
+}
