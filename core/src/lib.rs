@@ -15,6 +15,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod address;
+pub use address::{AddressError, RcAddress};
 pub mod backoff;
 pub mod handshake;
 mod headers;
