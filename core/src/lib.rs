@@ -17,6 +17,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod address;
+pub use address::{AddressError, RcAddress};
 pub mod backoff;
 pub mod command;
 pub mod handshake;
