@@ -1,6 +1,7 @@
 //! Criterion benchmarks of revtun-core's codecs: the rc:// grammar and both halves of the handshake.
 //!
 //! Run with `cargo bench -p revtun-core --bench codec`; the README's "Performance" section quotes the figures.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::hint::black_box;
 use std::net::SocketAddr;
