@@ -527,6 +527,22 @@ fn five_non_rping_bytes_are_one_miss() {
 }
 
 #[test]
+fn near_echoes_are_misses() {
+    let t0 = origin();
+    let mut rng = rng(15);
+    let mut ka = ResponderKeepalive::new(config(INTERVAL, 9), t0, &mut rng);
+    let send = first_ping(&mut ka, &mut rng);
+    for (i, near) in [&b"RPINX"[..], b"rping", b"XPING", b"RPIGN", b"RDATA"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(ka.handle_input(near, send, &mut rng), None);
+        assert_eq!(ka.misses(), u32::try_from(i).unwrap() + 1, "{near:?}");
+        assert!(ka.ping_in_flight());
+    }
+}
+
+#[test]
 fn garbage_reaching_the_threshold_kills_and_ignores_the_rest() {
     let t0 = origin();
     let mut rng = rng(8);
