@@ -567,6 +567,7 @@ impl ResponderKeepalive {
     }
 
     /// Sends a due ping or counts a missed echo deadline. Calls before the timeout are no-ops (`None`).
+    #[must_use]
     pub fn handle_timeout(
         &mut self,
         now: Instant,
@@ -595,6 +596,7 @@ impl ResponderKeepalive {
     /// Takes bytes read from the idle tunnel: echoes, or five-byte units that are not `RPING` (each one miss).
     /// Returns [`KeepaliveAction::Dead`] when a miss reaches the threshold (bytes after it are ignored); never
     /// [`KeepaliveAction::SendPing`].
+    #[must_use]
     pub fn handle_input(
         &mut self,
         input: &[u8],
