@@ -195,6 +195,20 @@ fn debug_output_hides_credentials() {
         dbg.contains("authorization") && !dbg.contains("secret"),
         "{dbg}"
     );
+    // The parsers show how much they buffered, not the bytes ("sec" = 115, 101, 99).
+    let mut p = RequestParser::new(HeadLimits::default());
+    assert_eq!(
+        p.push(b"GET / HTTP/1.1\r\nauthorization: Bearer secret\r\n"),
+        Ok(None)
+    );
+    let dbg = format!("{p:?}");
+    assert!(
+        dbg.contains("buffered: 46") && !dbg.contains("115, 101, 99"),
+        "{dbg}"
+    );
+    let mut p = ResponseParser::new(HeadLimits::default(), false, false);
+    assert_eq!(p.push(b"HTTP/1.1 200 OK\r\nset-cookie: secret"), Ok(None));
+    assert!(format!("{p:?}").contains("buffered: 35"));
 }
 
 #[test]
@@ -1118,6 +1132,20 @@ fn accepted_200_returns_leftover_intact() {
     let mut p = ResponseParser::new(limits, false, false);
     let got = p.push(&bytes).unwrap().unwrap();
     assert_eq!(&got.leftover[..], &bytes[19..]);
+    // A head exactly as long as the limit, with the tunnel's bytes in the same push (none of them
+    // buffered) or in the next push after a head that filled the buffer.
+    let head = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+    let exact = HeadLimits {
+        max_head_bytes: head.len(),
+        max_headers: 1,
+    };
+    let mut bytes = head.to_vec();
+    bytes.extend_from_slice(b"RPING");
+    let mut p = ResponseParser::new(exact, false, false);
+    assert_eq!(p.push(&bytes), accepted(false, b"RPING"));
+    let mut p = ResponseParser::new(exact, false, false);
+    assert_eq!(p.push(&head[..head.len() - 1]), Ok(None));
+    assert_eq!(p.push(b"\nRPING"), accepted(false, b"RPING"));
 }
 
 #[test]
@@ -1681,9 +1709,25 @@ fn timing_typical_request() {
     let bytewise = start.elapsed() / (rounds / 100);
     assert_eq!(ok, 0);
     assert_eq!(trickle as u32, rounds / 100);
+    // Slow loris: a head just under 60 KiB, one byte per push, costs the same per byte.
+    let big = raw(
+        "GET / HTTP/1.1",
+        &[&format!("x: {}", "a".repeat(DEFAULT_MAX_HEAD_BYTES - 40))],
+        "",
+    );
+    #[allow(clippy::disallowed_methods)]
+    let start = std::time::Instant::now();
+    let mut p = RequestParser::new(HeadLimits::default());
+    let done = big
+        .iter()
+        .filter(|b| matches!(p.push(std::slice::from_ref(b)), Ok(Some(_))));
+    assert_eq!(done.count(), 1);
+    let loris = start.elapsed();
     eprintln!(
-        "{} bytes, {} headers: parse {parse:?}, parse+check {parse_check:?}, byte-by-byte {bytewise:?}",
+        "{} bytes, {} headers: parse {parse:?}, parse+check {parse_check:?}, byte-by-byte {bytewise:?}; \
+         {} bytes one at a time: {loris:?}",
         bytes.len(),
-        parse_ok(&bytes).headers().count()
+        parse_ok(&bytes).headers().count(),
+        big.len(),
     );
 }

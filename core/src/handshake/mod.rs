@@ -29,6 +29,24 @@
 //!   both present, is malformed; `content-length` must be digits only; a request's
 //!   `transfer-encoding` must be exactly `chunked` (case-insensitive).
 //! - **Outcomes** depend only on the byte stream, never on how it was split across `push` calls.
+//!   Errors are sticky: a later `push` returns the same error; a `push` after success returns the
+//!   `Finished` error variant (a caller bug, never a panic).
+//!
+//! # Decisions where DESIGN.md is silent
+//! - An identity header (node, cluster, tenant, upstream cluster name) whose first value is not UTF-8
+//!   makes the request malformed ([`MalformedRequest::NonUtf8Identity`]); other headers may carry any
+//!   valid header bytes. A present but empty node or cluster is "present" (as in Envoy).
+//! - `x-revtun-features` and `upgrade` are lists: every occurrence counts, elements are trimmed and
+//!   compared case-insensitively. `connection: upgrade` is not required on the request, and the `101`
+//!   is not required to carry `upgrade`/`connection`.
+//! - A claim marker echoed although not offered is ignored. In the `101`, the features header goes
+//!   after `upgrade`.
+//! - On the initiator, any status but the accepted one is `Rejected` (including other 1xx), whatever
+//!   its framing headers; framing is checked on the accepted status only (`content-length: 0`, digits
+//!   only, once; no `transfer-encoding`). `retry-after` with more digits than a `u64` saturates.
+//! - Chunked requests: the chunk-size line needs CRLF (httparse's own chunk-size parser is laxer: empty
+//!   sizes, bare LF in extensions); trailers are parsed but not exposed, and count toward both limits.
+//! - The encoder lowercases extra header names and writes an IPv6 host without its scope id.
 
 mod check;
 mod encode;

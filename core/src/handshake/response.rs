@@ -113,13 +113,27 @@ enum State {
 /// framing rules apply to the accepted status only (its bytes after the head belong to the tunnel). The
 /// `101` is not required to carry `upgrade`/`connection` headers. A claim marker echoed although it was
 /// not offered is ignored (`claim_marker: false`).
-#[derive(Clone, Debug)]
+///
+/// `Debug` shows the settings and the number of bytes buffered, not the bytes.
+#[derive(Clone)]
 pub struct ResponseParser {
     limits: HeadLimits,
     upgrade: bool,
     offered_claim_marker: bool,
     buf: Vec<u8>,
     state: State,
+}
+
+impl std::fmt::Debug for ResponseParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseParser")
+            .field("limits", &self.limits)
+            .field("upgrade", &self.upgrade)
+            .field("offered_claim_marker", &self.offered_claim_marker)
+            .field("buffered", &self.buf.len())
+            .field("failed", &matches!(self.state, State::Failed(_)))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ResponseParser {
@@ -197,6 +211,7 @@ impl ResponseParser {
             .parse_response_with_uninit_headers(&mut res, head, slots)
         {
             Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+            // Unreachable while the scanner agrees with httparse (property-tested); never a panic.
             Ok(_) => return Err(ResponseError::Http(httparse::Error::NewLine)),
             Err(httparse::Error::TooManyHeaders) => {
                 return Err(ResponseError::TooManyHeaders {
