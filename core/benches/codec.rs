@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use revtun_core::RcAddress;
 use revtun_core::handshake::{
-    DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest, HeadLimits, RequestParser, RequestPolicy,
-    ResponseParser, check_request, encode_accept,
+    DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest, HeadLimits, RequestParser,
+    RequestPolicy, ResponseParser, check_request, encode_accept,
 };
 
 const ADDRESS: &str = "rc://edge-node-0042:edge-cluster:tenant-a@upstream-cluster:8";
@@ -36,11 +36,16 @@ fn address(c: &mut Criterion) {
         b.iter(|| black_box(ADDRESS).parse::<RcAddress>())
     });
     let parsed: RcAddress = ADDRESS.parse().expect("valid address");
-    c.bench_function("address/display", |b| b.iter(|| black_box(&parsed).to_string()));
+    c.bench_function("address/display", |b| {
+        b.iter(|| black_box(&parsed).to_string())
+    });
 }
 
 fn handshake(c: &mut Criterion) {
-    let extra = vec![("authorization".to_string(), "Bearer 0123456789abcdef".to_string())];
+    let extra = vec![(
+        "authorization".to_string(),
+        "Bearer 0123456789abcdef".to_string(),
+    )];
     let req = request(&extra);
     let wire = req.to_bytes();
 
@@ -64,7 +69,11 @@ fn handshake(c: &mut Criterion) {
     group.bench_function("request_parse_and_check", |b| {
         b.iter(|| {
             let mut parser = RequestParser::new(HeadLimits::default());
-            let parsed = parser.push(black_box(&wire)).ok().flatten().expect("complete request");
+            let parsed = parser
+                .push(black_box(&wire))
+                .ok()
+                .flatten()
+                .expect("complete request");
             black_box(check_request(&parsed, &policy))
         })
     });

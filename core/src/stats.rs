@@ -51,7 +51,9 @@ impl StatsSnapshot {
 
     /// All statistics, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.entries.iter().map(|(name, &(_, value))| (name.as_str(), value))
+        self.entries
+            .iter()
+            .map(|(name, &(_, value))| (name.as_str(), value))
     }
 
     /// All statistics with their kinds, sorted by name.
@@ -91,7 +93,10 @@ mod tests {
         s.add("b.connected", StatKind::Gauge, 3);
         s.set("c.unknown", StatKind::Gauge, 0);
         let names: Vec<_> = s.iter().collect();
-        assert_eq!(names, vec![("a.failed", 1), ("b.connected", 5), ("c.unknown", 0)]);
+        assert_eq!(
+            names,
+            vec![("a.failed", 1), ("b.connected", 5), ("c.unknown", 0)]
+        );
         assert_eq!(s.kind("a.failed"), Some(StatKind::Counter));
         assert_eq!(s.get("missing"), None);
         let mut t = StatsSnapshot::new();

@@ -33,7 +33,10 @@ fn replay(target: &str, body: fn(&[u8])) {
 
 fn rel(file: &Path) -> String {
     let root = revtun_tests::repo_root();
-    file.strip_prefix(&root).unwrap_or(file).display().to_string()
+    file.strip_prefix(&root)
+        .unwrap_or(file)
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -48,7 +51,10 @@ fn handshake_request_corpus() {
 
 #[test]
 fn handshake_response_corpus() {
-    replay("handshake_response", revtun_core::fuzzing::handshake_response);
+    replay(
+        "handshake_response",
+        revtun_core::fuzzing::handshake_response,
+    );
 }
 
 #[test]
