@@ -154,6 +154,32 @@ struct Harness {
     last: StatsSnapshot,
     shut_down: bool,
     dictionary: Vec<Bytes>,
+    summary: InitiatorOpsSummary,
+}
+
+/// What a run of [`initiator_ops`] went through, so tests can check that a seed reaches what its name says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InitiatorOpsSummary {
+    /// Operations decoded and applied.
+    pub ops: usize,
+    /// `Dial` commands.
+    pub dials: u64,
+    /// `Close` commands.
+    pub closes: u64,
+    /// `TunnelReady` events.
+    pub ready: u64,
+    /// `Claimed` events.
+    pub claimed: u64,
+    /// `ConnectFailed` events.
+    pub connect_failed: u64,
+    /// `HandshakeFailed` events.
+    pub handshake_failed: u64,
+    /// `TunnelLost` events.
+    pub lost: u64,
+    /// `BackingOff` events.
+    pub backoffs: u64,
+    /// `CannotConnect` events.
+    pub cannot_connect: u64,
 }
 
 /// Fuzz body for [`Initiator`]. Never panics on any input except when an invariant breaks.
@@ -192,6 +218,11 @@ struct Harness {
 /// and at most `max_tunnels_per_host` live tunnels per cluster; no dial after shutdown; and
 /// `poll_timeout` lies after `now`.
 pub fn initiator_ops(data: &[u8]) {
+    let _ = initiator_ops_summary(data);
+}
+
+/// [`initiator_ops`], returning what the run went through.
+pub fn initiator_ops_summary(data: &[u8]) -> InitiatorOpsSummary {
     let byte = |i: usize| data.get(i).copied().unwrap_or(0);
     let flags = byte(0);
     let counts = [1 + u32::from(byte(1) % 4), 1 + u32::from(byte(2) % 4)];
@@ -233,12 +264,15 @@ pub fn initiator_ops(data: &[u8]) {
         last: StatsSnapshot::new(),
         shut_down: false,
         dictionary: dictionary(),
+        summary: InitiatorOpsSummary::default(),
     };
     let mut reader = Reader(data.get(HEADER_LEN..).unwrap_or_default());
     while let Some(op) = reader.op() {
         h.apply(op);
         h.check();
+        h.summary.ops += 1;
     }
+    h.summary
 }
 
 impl Harness {
@@ -363,6 +397,7 @@ impl Harness {
         while let Some(command) = self.init.poll_command() {
             match command {
                 Command::Dial { conn, addr } => {
+                    self.summary.dials += 1;
                     assert!(!self.shut_down, "dial after shutdown");
                     assert!(
                         self.conns.insert(conn, (addr, Driver::Dialling)).is_none(),
@@ -371,6 +406,7 @@ impl Harness {
                     self.order.push(conn);
                 }
                 Command::Close { conn } => {
+                    self.summary.closes += 1;
                     assert!(
                         matches!(
                             self.state(conn),
@@ -399,6 +435,16 @@ impl Harness {
         let cluster = event.cluster().to_owned();
         assert!(CLUSTERS.contains(&cluster.as_str()), "cluster {cluster}");
         let state = event.conn().map(|c| self.state(c));
+        let s = &mut self.summary;
+        match &event {
+            InitiatorEvent::TunnelReady { .. } => s.ready += 1,
+            InitiatorEvent::Claimed { .. } => s.claimed += 1,
+            InitiatorEvent::ConnectFailed { .. } => s.connect_failed += 1,
+            InitiatorEvent::HandshakeFailed { .. } => s.handshake_failed += 1,
+            InitiatorEvent::TunnelLost { .. } => s.lost += 1,
+            InitiatorEvent::BackingOff { .. } => s.backoffs += 1,
+            InitiatorEvent::CannotConnect { .. } => s.cannot_connect += 1,
+        }
         if let (Some(conn), Some(host)) = (event.conn(), event.host()) {
             assert_eq!(self.conns.get(&conn).map(|&(a, _)| a), Some(host));
         }

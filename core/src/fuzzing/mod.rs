@@ -11,5 +11,5 @@ mod keepalive;
 
 pub use address::address;
 pub use handshake::{handshake_request, handshake_response};
-pub use initiator_ops::initiator_ops;
+pub use initiator_ops::{InitiatorOpsSummary, initiator_ops, initiator_ops_summary};
 pub use keepalive::keepalive;
