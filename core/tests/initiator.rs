@@ -1485,26 +1485,6 @@ mod fuzz_body {
     use proptest::prelude::*;
     use revtun_core::fuzzing::initiator_ops;
 
-    /// The committed seed corpus replays without a failure (`tests/tests/fuzz_corpus.rs` does too, once
-    /// wired; this keeps `cargo test -p revtun-core --features fuzzing` self-contained).
-    #[test]
-    #[allow(clippy::disallowed_methods)] // reading the committed corpus is the point of this test
-    fn corpus_replays() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/initiator_ops");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .expect("fuzz/corpus/initiator_ops exists")
-            .map(|e| e.expect("readable corpus dir").path())
-            .collect();
-        files.sort();
-        assert!(files.len() >= 10, "{} seeds", files.len());
-        for file in files {
-            let data = std::fs::read(&file).expect("readable seed");
-            let run = std::panic::catch_unwind(|| initiator_ops(&data));
-            assert!(run.is_ok(), "{} fails", file.display());
-        }
-    }
-
     /// Operation bytes biased towards meaningful opcodes and the first connections.
     fn ops() -> impl Strategy<Value = Vec<u8>> {
         let op = prop_oneof![

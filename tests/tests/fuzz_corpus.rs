@@ -61,3 +61,8 @@ fn handshake_response_corpus() {
 fn keepalive_corpus() {
     replay("keepalive", revtun_core::fuzzing::keepalive);
 }
+
+#[test]
+fn initiator_ops_corpus() {
+    replay("initiator_ops", revtun_core::fuzzing::initiator_ops);
+}
