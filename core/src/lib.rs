@@ -11,6 +11,7 @@
 //!   parsers, the responder's check table and its exact response bytes);
 //! - [`keepalive`]: `RPING` keepalive and the `RDATA` claim marker, for both sides;
 //! - [`backoff`]: per-host reconnect backoff with seeded jitter;
+//! - [`responder`]: the responder state machine (handshake checks, idle pool with keepalive, claims);
 //! - [`command`]: connection ids, transmits and the lifecycle orders the state machines give their driver;
 //! - [`stats`]: statistics snapshots with the dotted names of `DESIGN.md`.
 
@@ -23,6 +24,7 @@ pub mod command;
 pub mod handshake;
 mod headers;
 pub mod keepalive;
+pub mod responder;
 pub mod stats;
 
 #[cfg(feature = "fuzzing")]
