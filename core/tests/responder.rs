@@ -1594,3 +1594,19 @@ fn same_seed_same_trace() {
     let c = scenario([2; 32]);
     assert_ne!(a, c, "the seed drives the ping jitter");
 }
+
+/// A stable-Rust smoke run of the `responder_ops` fuzz body on seeded random inputs (the committed corpus
+/// is replayed by `tests/`; cargo-fuzz explores further).
+#[cfg(feature = "fuzzing")]
+#[test]
+fn fuzz_body_on_random_inputs() {
+    use rand_chacha::ChaCha8Rng;
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    let mut rng = ChaCha8Rng::from_seed([11; 32]);
+    for _ in 0..200 {
+        let len = (rng.next_u32() % 400) as usize;
+        let mut data = vec![0u8; len];
+        rng.fill_bytes(&mut data);
+        revtun_core::fuzzing::responder_ops(&data);
+    }
+}

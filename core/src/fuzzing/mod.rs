@@ -7,7 +7,9 @@
 mod address;
 mod handshake;
 mod keepalive;
+mod responder_ops;
 
 pub use address::address;
 pub use handshake::{handshake_request, handshake_response};
 pub use keepalive::keepalive;
+pub use responder_ops::responder_ops;
