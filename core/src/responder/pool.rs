@@ -264,6 +264,7 @@ impl Pool {
     }
 
     /// Idle tunnels of a node key, oldest first.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn idle_of(&self, key: &NodeKey) -> Vec<ConnId> {
         self.nodes
             .get(key)

@@ -55,6 +55,7 @@ impl Timers {
     }
 
     /// Number of armed deadlines.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn len(&self) -> usize {
         self.at.len()
     }
