@@ -1579,7 +1579,6 @@ proptest! {
 }
 
 /// Limits and policy as the fuzz bodies decode the control byte (see `revtun_core::fuzzing`).
-#[cfg(feature = "fuzzing")]
 fn corpus_controls(flags: u8) -> (HeadLimits, RequestPolicy) {
     let limits = match flags & 0b11 {
         0 => HeadLimits::default(),

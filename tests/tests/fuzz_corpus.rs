@@ -66,3 +66,8 @@ fn keepalive_corpus() {
 fn initiator_ops_corpus() {
     replay("initiator_ops", revtun_core::fuzzing::initiator_ops);
 }
+
+#[test]
+fn responder_ops_corpus() {
+    replay("responder_ops", revtun_core::fuzzing::responder_ops);
+}
