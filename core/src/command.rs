@@ -4,6 +4,7 @@
 //! the core allocates the [`ConnId`]s (the responder's when the driver reports an accepted socket, the
 //! initiator's when it orders a dial) and never reuses one within a machine's lifetime.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -50,4 +51,29 @@ pub enum Command {
         /// The connection to close.
         conn: ConnId,
     },
+}
+
+/// The output queues of a state machine: what its `poll_transmit`, `poll_command` and `poll_event` drain.
+#[derive(Debug)]
+pub(crate) struct Outbox<E> {
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) commands: VecDeque<Command>,
+    pub(crate) events: VecDeque<E>,
+}
+
+impl<E> Default for Outbox<E> {
+    fn default() -> Self {
+        Self {
+            transmits: VecDeque::new(),
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+}
+
+impl<E> Outbox<E> {
+    /// True when every queue is drained (`poll_timeout` may then report a real deadline).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.transmits.is_empty() && self.commands.is_empty() && self.events.is_empty()
+    }
 }

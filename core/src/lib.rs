@@ -28,6 +28,7 @@ pub mod initiator;
 pub mod keepalive;
 pub mod responder;
 pub mod stats;
+mod timer;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -40,7 +40,7 @@ impl Initiator {
         for _ in 0..pool.dials_wanted(self.config.max_tunnels_per_host) {
             let conn = self.allocate(key, now);
             self.set_state(conn, TunnelState::Connecting, now);
-            self.commands.push_back(Command::Dial {
+            self.out.commands.push_back(Command::Dial {
                 conn,
                 addr: key.host,
             });
@@ -84,13 +84,13 @@ impl Initiator {
             }
         }
         if close {
-            self.commands.push_back(Command::Close { conn });
+            self.out.commands.push_back(Command::Close { conn });
         }
         self.set_state(conn, TunnelState::Closed, now);
         let cluster = self.cluster_name(key);
         let host = key.host;
         tracing::debug!(%conn, %host, ?ending, failed, "connection ended");
-        self.events.push_back(match ending {
+        self.out.events.push_back(match ending {
             Ending::Connect(error) => InitiatorEvent::ConnectFailed {
                 conn,
                 cluster,
@@ -136,7 +136,7 @@ impl Initiator {
         }
         pool.recovered = false;
         self.set_backoff(key, Some(until));
-        self.events.push_back(InitiatorEvent::BackingOff {
+        self.out.events.push_back(InitiatorEvent::BackingOff {
             cluster: self.cluster_name(key),
             host: key.host,
             until,

@@ -71,7 +71,7 @@ impl Initiator {
         };
         cluster.counters.cannot_connect += 1;
         tracing::debug!(cluster = cluster.name, ?cause, "cannot connect");
-        self.events.push_back(InitiatorEvent::CannotConnect {
+        self.out.events.push_back(InitiatorEvent::CannotConnect {
             cluster: cluster.name.clone(),
             cause,
         });

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::Initiator;
 use super::attempt::Ending;
 use super::event::{HandshakeFailure, InitiatorEvent, LostReason};
-use super::timer::TunnelTimer;
+use super::timer::{TimerKey, TunnelTimer};
 use super::tunnel::{IdleTunnel, TunnelState};
 use crate::backoff::saturating_add;
 use crate::command::{ConnId, Transmit};
@@ -55,7 +55,7 @@ impl Initiator {
             config.offer_claim_marker,
         );
         self.set_state(conn, TunnelState::Handshaking(Box::new(parser)), now);
-        self.transmits.push_back(Transmit {
+        self.out.transmits.push_back(Transmit {
             conn,
             data: request,
         });
@@ -99,7 +99,7 @@ impl Initiator {
             pinged: false,
         };
         self.set_state(conn, TunnelState::Idle(Box::new(idle)), now);
-        self.events.push_back(InitiatorEvent::TunnelReady {
+        self.out.events.push_back(InitiatorEvent::TunnelReady {
             conn,
             cluster: self.cluster_name(key),
             host: key.host,
@@ -137,8 +137,8 @@ impl Initiator {
             idle.pinged = true;
             let at = saturating_add(now, idle_timeout);
             self.timers
-                .set_tunnel(conn, &mut tunnel.timers, TunnelTimer::Idle, Some(at));
-            self.transmits.push_back(Transmit {
+                .set(TimerKey::Tunnel(conn, TunnelTimer::Idle), Some(at));
+            self.out.transmits.push_back(Transmit {
                 conn,
                 data: echoes(pings),
             });
@@ -150,14 +150,14 @@ impl Initiator {
             return;
         };
         if claim.answer_marker {
-            self.transmits.push_back(Transmit {
+            self.out.transmits.push_back(Transmit {
                 conn,
                 data: Marker::Data.frame(),
             });
         }
         self.set_state(conn, TunnelState::InUse, now);
         tracing::debug!(%conn, host = %key.host, bytes = claim.data.len(), "tunnel claimed");
-        self.events.push_back(InitiatorEvent::Claimed {
+        self.out.events.push_back(InitiatorEvent::Claimed {
             conn,
             cluster: self.cluster_name(key),
             host: key.host,

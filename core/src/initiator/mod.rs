@@ -85,7 +85,7 @@ pub mod stats;
 mod timer;
 mod tunnel;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -107,7 +107,7 @@ use host::{ClusterState, Counters, Pool, PoolKey};
 use timer::{TimerIndex, TimerKey, TunnelTimer};
 use tunnel::{Tunnel, TunnelState};
 
-use crate::command::{Command, ConnId, Transmit};
+use crate::command::{Command, ConnId, Outbox, Transmit};
 use crate::stats::{StatsSnapshot, TunnelCounts};
 
 /// The initiator side of revtun: see the [module documentation](self).
@@ -125,9 +125,7 @@ pub struct Initiator {
     counts: TunnelCounts,
     shut_down: bool,
     last_now: Instant,
-    commands: VecDeque<Command>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<InitiatorEvent>,
+    out: Outbox<InitiatorEvent>,
 }
 
 impl Initiator {
@@ -156,9 +154,7 @@ impl Initiator {
             counts: TunnelCounts::default(),
             shut_down: false,
             last_now: now,
-            commands: VecDeque::new(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            out: Outbox::default(),
         })
     }
 
@@ -277,29 +273,29 @@ impl Initiator {
     /// The next order for the driver: dial or close a connection.
     #[must_use]
     pub fn poll_command(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        self.out.commands.pop_front()
     }
 
     /// The next bytes to write.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.transmits.pop_front()
     }
 
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<InitiatorEvent> {
-        self.events.pop_front()
+        self.out.events.pop_front()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout): the earliest timer, or the last `now` while
     /// any output is queued; `None` when nothing is armed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !self.commands.is_empty() || !self.transmits.is_empty() || !self.events.is_empty() {
+        if !self.out.is_empty() {
             return Some(self.last_now);
         }
-        self.timers.next()
+        self.timers.first()
     }
 
     /// Tunnels by phase over all hosts, and how many were ever opened and closed;
@@ -347,7 +343,6 @@ impl Initiator {
         let Some(tunnel) = self.tunnels.get_mut(&conn) else {
             return;
         };
-        tunnel.timers.fired(timer);
         let phase = tunnel.state.phase();
         if phase.timer() != Some(timer) {
             tracing::trace!(%conn, ?timer, ?phase, "stale timer ignored");

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::Initiator;
 use super::host::PoolKey;
-use super::timer::{TimerKey, TunnelTimer};
+use super::timer::{TimerKey, TunnelTimer, clear_tunnel};
 use super::tunnel::{Phase, Tunnel, TunnelState};
 use crate::backoff::saturating_add;
 use crate::command::ConnId;
@@ -33,7 +33,7 @@ impl Initiator {
         let old = tunnel.state.phase();
         let next = new.phase();
         let key = tunnel.pool;
-        self.timers.clear_tunnel(conn, &mut tunnel.timers);
+        clear_tunnel(&mut self.timers, conn);
         if let Some(timer) = next.timer() {
             let after = match timer {
                 TunnelTimer::Connect => self.config.connect_timeout,
@@ -41,8 +41,7 @@ impl Initiator {
                 TunnelTimer::Idle => self.config.idle_timeout,
             };
             let at = saturating_add(now, after);
-            self.timers
-                .set_tunnel(conn, &mut tunnel.timers, timer, Some(at));
+            self.timers.set(TimerKey::Tunnel(conn, timer), Some(at));
         }
         tunnel.state = new;
         count(&mut self.counts, old, next);
@@ -66,7 +65,7 @@ impl Initiator {
             return;
         };
         let old = std::mem::replace(&mut pool.backoff_until, until);
-        self.timers.update(TimerKey::Backoff(key), old, until);
+        self.timers.set(TimerKey::Backoff(key), until);
         if old.is_some() != until.is_some() {
             tracing::debug!(host = %key.host, ?until, "backoff");
         }

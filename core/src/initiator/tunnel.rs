@@ -1,9 +1,9 @@
-//! Per-connection state: the phase a connection is in, with the one codec it needs there, and its timers.
+//! Per-connection state: the phase a connection is in, with the one codec it needs there.
 
 use std::time::Instant;
 
 use super::host::PoolKey;
-use super::timer::{TimerTable, TunnelTimer};
+use super::timer::TunnelTimer;
 use crate::handshake::ResponseParser;
 use crate::keepalive::InitiatorIdle;
 
@@ -74,7 +74,6 @@ pub(crate) struct Tunnel {
     pub(crate) state: TunnelState,
     /// When the dial was ordered: the attempt's start, for the backoff's folding of stale failures.
     pub(crate) attempt_started: Instant,
-    pub(crate) timers: TimerTable,
 }
 
 impl Tunnel {
@@ -83,7 +82,6 @@ impl Tunnel {
             pool,
             state: TunnelState::New,
             attempt_started: now,
-            timers: TimerTable::default(),
         }
     }
 

@@ -89,9 +89,10 @@ impl Responder {
         }
         self.set_state(conn, |_| (None, ()));
         if close {
-            self.commands.push_back(Command::Close { conn });
+            self.out.commands.push_back(Command::Close { conn });
         }
-        self.events
+        self.out
+            .events
             .push_back(ResponderEvent::Rejected { conn, reason });
     }
 
@@ -208,7 +209,7 @@ impl Responder {
             },
         };
         self.set_state(conn, |_| (Some(Conn::Tunnel(tunnel)), ()));
-        self.events.push_back(ResponderEvent::Registered {
+        self.out.events.push_back(ResponderEvent::Registered {
             conn,
             node: identity.node,
             cluster: identity.cluster,

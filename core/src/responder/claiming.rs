@@ -26,7 +26,8 @@ impl Responder {
         if self.shut_down || (isolation && tenant.is_none()) {
             tracing::debug!(%claim_id, target = id, "claim cannot be served: expired at once");
             self.counters.expired += 1;
-            self.events
+            self.out
+                .events
                 .push_back(ResponderEvent::ClaimExpired { claim: claim_id });
             return claim_id;
         }
@@ -68,7 +69,8 @@ impl Responder {
         tracing::debug!(%claim, target = %removed.target, "claim expired");
         self.timers.set(TimerKey::Claim(claim), None);
         self.counters.expired += 1;
-        self.events
+        self.out
+            .events
             .push_back(ResponderEvent::ClaimExpired { claim });
         if let Some(tunnel) = removed.tunnel {
             self.lose(tunnel, LostReason::ClaimWithdrawn, true);
@@ -173,7 +175,7 @@ impl Responder {
         let m = &tunnel.membership;
         tracing::debug!(%claim, %conn, node = %m.key.node, "tunnel handed out");
         self.counters.handed_out += 1;
-        self.events.push_back(ResponderEvent::HandedOut {
+        self.out.events.push_back(ResponderEvent::HandedOut {
             claim,
             conn,
             node: m.key.node.clone(),

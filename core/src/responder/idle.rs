@@ -124,9 +124,10 @@ impl Responder {
         };
         tracing::debug!(%conn, %node, %reason, "tunnel lost");
         if close {
-            self.commands.push_back(Command::Close { conn });
+            self.out.commands.push_back(Command::Close { conn });
         }
-        self.events
+        self.out
+            .events
             .push_back(ResponderEvent::TunnelLost { conn, node, reason });
         if let Some(claim) = claim {
             self.claims.requeue(claim);

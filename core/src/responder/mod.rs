@@ -113,7 +113,7 @@ mod tunnel;
 #[cfg(feature = "fuzzing")]
 mod audit;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -138,7 +138,7 @@ use self::pool::{Membership, Pool, Slot};
 use self::stats::Counters;
 use self::timers::{TimerKey, Timers};
 use self::tunnel::{Conn, ConnState};
-use crate::command::{Command, ConnId, Transmit};
+use crate::command::{Command, ConnId, Outbox, Transmit};
 use crate::keepalive::KeepaliveConfig;
 use crate::stats::{StatsSnapshot, TunnelCounts};
 
@@ -167,9 +167,7 @@ pub struct Responder {
     pool: Pool,
     claims: Claims,
     timers: Timers,
-    commands: VecDeque<Command>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<ResponderEvent>,
+    out: Outbox<ResponderEvent>,
     counts: TunnelCounts,
     counters: Counters,
 }
@@ -213,9 +211,7 @@ impl Responder {
             pool: Pool::default(),
             claims: Claims::default(),
             timers: Timers::default(),
-            commands: VecDeque::new(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            out: Outbox::default(),
             counts: TunnelCounts::default(),
             counters: Counters::default(),
         })
@@ -271,7 +267,7 @@ impl Responder {
             None => tracing::trace!(%conn, "handle_closed: unknown connection ignored"),
             Some(ConnState::Handshaking) => {
                 self.set_state(conn, |_| (None, ()));
-                self.events.push_back(ResponderEvent::Rejected {
+                self.out.events.push_back(ResponderEvent::Rejected {
                     conn,
                     reason: RejectReason::PeerClosed,
                 });
@@ -330,26 +326,26 @@ impl Responder {
     /// The next order for the driver (only [`Command::Close`]).
     #[must_use]
     pub fn poll_command(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        self.out.commands.pop_front()
     }
 
     /// The next bytes to write.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.transmits.pop_front()
     }
 
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ResponderEvent> {
-        self.events.pop_front()
+        self.out.events.pop_front()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout): the earliest deadline, or the latest `now`
     /// seen while output is still queued; `None` when nothing is armed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !(self.commands.is_empty() && self.transmits.is_empty() && self.events.is_empty()) {
+        if !self.out.is_empty() {
             return Some(self.last_now);
         }
         self.timers.first()
@@ -405,7 +401,7 @@ impl Responder {
     }
 
     fn transmit(&mut self, conn: ConnId, data: Bytes) {
-        self.transmits.push_back(Transmit { conn, data });
+        self.out.transmits.push_back(Transmit { conn, data });
     }
 
     /// THE chokepoint: every change of a connection's state goes through here. `f` gets the old
