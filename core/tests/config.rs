@@ -876,6 +876,20 @@ fn downstream_extension_field_errors() {
             "{DOWNSTREAM_TYPED}.http_handshake.additional_headers[0].append_action: unknown or unsupported field; supported here: header"
         ),
     );
+    // `null` means "not set", as in proto-JSON.
+    let unset = ok(&with(
+        "    http_handshake:\n      bearer_token_file: ~\n      request_path: null\n",
+    ));
+    let initiator = unset.initiator.expect("initiator");
+    assert_eq!(initiator.bearer_token_file, None);
+    assert_eq!(
+        initiator.listeners[0].config.request_path,
+        "/reverse_connections/request"
+    );
+    assert_error(
+        &with("    http_handshake:\n      bearer_token_file: \"\"\n"),
+        &format!("{DOWNSTREAM_TYPED}.http_handshake.bearer_token_file: must not be empty"),
+    );
     assert_error(
         &with("    access_log: []\n"),
         &format!(
@@ -1733,4 +1747,146 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn more_listener_shapes() {
+    let door = "static_resources.listeners[1]";
+    assert_error(
+        &edit(
+            RESPONDER,
+            "{ address: 127.0.0.1, port_value: 9001 }",
+            "{ address: 127.0.0.1, port_value: 9001, resolver_name: envoy.resolvers.reverse_connection }",
+        ),
+        &format!(
+            "{door}.address.socket_address.resolver_name: resolver_name is only supported on rc:// listener addresses (envoy.resolvers.reverse_connection)"
+        ),
+    );
+    assert_error(
+        &edit(
+            RESPONDER,
+            "      socket_address: { address: 127.0.0.1, port_value: 9001 }\n",
+            "      socket_address: { address: 127.0.0.1, port_value: 9001 }\n    additional_addresses:\n    - address: { socket_address: { address: \"rc://n:c:t@tunnels:1\", port_value: 0 } }\n",
+        ),
+        &format!(
+            "{door}.additional_addresses[0].address.socket_address.address: an rc:// address cannot be an additional address of a socket listener: make it the main address of an rc:// listener"
+        ),
+    );
+    assert_error(
+        &edit(
+            RESPONDER,
+            "    - filters:\n      - name: envoy.filters.network.tcp_proxy",
+            "    - filters: []\n      name: empty\n    - filters:\n      - name: envoy.filters.network.tcp_proxy",
+        ),
+        &format!(
+            "{door}.filter_chains[1]: only one filter chain per listener is supported (revtun has no filter_chain_match)"
+        ),
+    );
+    let tcp_proxy = r#"      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: front
+          cluster: tunnels
+"#;
+    assert_error(
+        &edit(RESPONDER, tcp_proxy, &format!("{tcp_proxy}{tcp_proxy}")),
+        &format!(
+            "{door}.filter_chains[0].filters[1]: a filter chain has one terminal filter; there is already one at {door}.filter_chains[0].filters[0]"
+        ),
+    );
+    assert_error(
+        &edit(
+            RESPONDER,
+            &format!("    - filters:\n{tcp_proxy}"),
+            "    - filters: []\n",
+        ),
+        &format!(
+            "{door}.filter_chains[0].filters: a filter chain needs a terminal filter (envoy.filters.network.tcp_proxy or envoy.filters.network.reverse_tunnel)"
+        ),
+    );
+    assert_error(
+        &edit(RESPONDER, "          stat_prefix: front\n", ""),
+        &format!(
+            "{door}.filter_chains[0].filters[0].typed_config.stat_prefix: missing required field"
+        ),
+    );
+    let limit = r#"      - name: limit
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit
+          stat_prefix: limit
+          max_connections: 1
+"#;
+    assert_error(
+        &edit(RESPONDER, tcp_proxy, &format!("{limit}{limit}{tcp_proxy}")),
+        &format!(
+            "{door}.filter_chains[0].filters[1]: envoy.filters.network.connection_limit may appear only once"
+        ),
+    );
+    // A front door may terminate TLS from its clients.
+    let with_tls = edit(
+        RESPONDER,
+        "    - filters:\n      - name: envoy.filters.network.tcp_proxy\n",
+        &format!(
+            "    - {}      filters:\n      - name: envoy.filters.network.tcp_proxy\n",
+            SERVER_TLS.trim_start()
+        ),
+    );
+    let plan = ok(&with_tls);
+    assert!(
+        plan.front_doors[0]
+            .listener_tls
+            .as_ref()
+            .unwrap()
+            .require_client_certificate
+    );
+    assert_eq!(plan.front_doors[0].data_tls, None);
+}
+
+#[test]
+fn upstream_tls_errors_and_endpoints() {
+    let with_tls = |common: &str| {
+        edit(
+            INITIATOR,
+            "  - name: upstream\n    type: STATIC\n",
+            &format!(
+                "  - name: upstream\n    type: STATIC\n    transport_socket:\n      name: tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n{common}"
+            ),
+        )
+    };
+    let plan = ok(&with_tls(
+        "        common_tls_context:\n          tls_certificates:\n          - { certificate_chain: { filename: /c.pem }, private_key: { filename: /k.pem } }\n",
+    ));
+    let tls = plan.clusters["upstream"].tls.clone().expect("tunnel TLS");
+    assert_eq!(
+        tls.certificate.unwrap().certificate_chain,
+        DataSource::Filename("/c.pem".into())
+    );
+    assert_eq!((tls.trusted_ca, tls.sni), (None, None));
+    let cert = "          - { certificate_chain: { filename: /c.pem }, private_key: { filename: /k.pem } }\n";
+    assert_error(
+        &with_tls(&format!(
+            "        common_tls_context:\n          tls_certificates:\n{cert}{cert}"
+        )),
+        "static_resources.clusters[0].transport_socket.typed_config.common_tls_context.tls_certificates: a cluster's TLS context takes at most one (client) certificate, got 2",
+    );
+    assert_error(
+        &with_tls(
+            "        common_tls_context:\n          validation_context: { trusted_ca: { filename: \"\" } }\n",
+        ),
+        "static_resources.clusters[0].transport_socket.typed_config.common_tls_context.validation_context.trusted_ca.filename: must not be empty",
+    );
+    let v6 = Endpoint {
+        host: "::1".into(),
+        port: 9000,
+    };
+    assert_eq!(v6.to_string(), "[::1]:9000");
+    assert_eq!(v6.socket_addr(), Some("[::1]:9000".parse().unwrap()));
+    let name = Endpoint {
+        host: "responder.example".into(),
+        port: 9000,
+    };
+    assert_eq!(
+        (name.to_string().as_str(), name.socket_addr()),
+        ("responder.example:9000", None)
+    );
 }

@@ -66,6 +66,11 @@ impl Cx {
             .push(ConfigError::new(path, message.to_string()));
     }
 
+    /// True if no error has been recorded.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+
     /// The errors so far, or `Ok` if there are none.
     pub(crate) fn finish(self) -> Result<(), ConfigErrors> {
         if self.errors.is_empty() {

@@ -192,27 +192,28 @@ fn read_http_handshake(
             None => ok = false,
         }
     }
-    let token = map.take("bearer_token_file").and_then(|n| {
-        let file = n.string(cx)?;
-        if file.is_empty() {
-            cx.error(&n.path, "must not be empty");
-            return None;
+    let mut token = None;
+    if let Some(n) = map.take("bearer_token_file") {
+        match n.string(cx) {
+            None => ok = false,
+            Some(file) if file.is_empty() => {
+                cx.error(&n.path, "must not be empty");
+                ok = false;
+            }
+            Some(_)
+                if config
+                    .extra_headers
+                    .iter()
+                    .any(|(name, _)| name.eq_ignore_ascii_case("authorization")) =>
+            {
+                cx.error(
+                    &n.path,
+                    "conflicts with the authorization header in additional_headers",
+                );
+                ok = false;
+            }
+            Some(file) => token = Some(file),
         }
-        if config
-            .extra_headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        {
-            cx.error(
-                &n.path,
-                "conflicts with the authorization header in additional_headers",
-            );
-            return None;
-        }
-        Some(file)
-    });
-    if map.has("bearer_token_file") && token.is_none() {
-        ok = false;
     }
     ok &= map.finish(cx);
     ok.then_some(token)
