@@ -1890,3 +1890,19 @@ fn upstream_tls_errors_and_endpoints() {
         ("responder.example:9000", None)
     );
 }
+
+#[test]
+fn many_errors_stay_cheap() {
+    // 20,000 unknown fields: every one is reported, once (repeats are dropped through a set, not a scan).
+    let mut yaml = String::from("admin:\n");
+    for i in 0..20_000 {
+        yaml.push_str(&format!("  field_{i}: 1\n"));
+    }
+    yaml.push_str("  address: { socket_address: { address: 127.0.0.1, port_value: 1 } }\n");
+    let errors = parse(&yaml).unwrap_err();
+    assert_eq!(errors.len(), 20_000);
+    assert_eq!(
+        errors.errors()[0].to_string(),
+        "admin.field_0: unknown or unsupported field; supported here: address"
+    );
+}

@@ -1,5 +1,6 @@
 //! Configuration errors: every problem found in a file, each with the field path it is about.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// One problem in a configuration file.
@@ -44,10 +45,20 @@ impl std::error::Error for ConfigError {}
 /// `path: message` appears once.
 ///
 /// `Display` writes one error per line, without a trailing newline.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ConfigErrors {
     errors: Vec<ConfigError>,
+    /// The same errors, to drop repeats in O(log n).
+    seen: BTreeSet<ConfigError>,
 }
+
+impl PartialEq for ConfigErrors {
+    fn eq(&self, other: &Self) -> bool {
+        self.errors == other.errors
+    }
+}
+
+impl Eq for ConfigErrors {}
 
 impl ConfigErrors {
     /// The errors, in the order they were found.
@@ -72,7 +83,7 @@ impl ConfigErrors {
 
     /// Adds an error unless the same `path: message` is already there.
     pub(crate) fn push(&mut self, error: ConfigError) {
-        if !self.errors.contains(&error) {
+        if self.seen.insert(error.clone()) {
             self.errors.push(error);
         }
     }
