@@ -82,6 +82,7 @@
 
 mod duration;
 mod error;
+mod error_paths;
 mod names;
 mod plan;
 mod raw;

@@ -1,7 +1,9 @@
 //! The top level: `admin`, `bootstrap_extensions`, `static_resources`.
 
+use std::net::SocketAddr;
+
 use super::super::raw::RawBootstrap;
-use super::super::yaml::{Cx, Node};
+use super::super::yaml::{Cx, Node, Path};
 use super::{cluster, extensions, listener, socket};
 
 /// Reads a whole document. The extensions are read before `static_resources`, whatever the key order
@@ -59,10 +61,7 @@ pub(crate) fn read_bootstrap(root: &Node<'_>, cx: &mut Cx) -> RawBootstrap {
 }
 
 /// `admin`: only `address.socket_address` (an IP literal and a port).
-fn read_admin(
-    node: &Node<'_>,
-    cx: &mut Cx,
-) -> Option<(super::super::yaml::Path, std::net::SocketAddr)> {
+fn read_admin(node: &Node<'_>, cx: &mut Cx) -> Option<(Path, SocketAddr)> {
     let mut map = node.map(cx)?;
     let address = map.require(cx, "address");
     map.finish(cx);

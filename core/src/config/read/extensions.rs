@@ -5,12 +5,12 @@ use std::time::Duration;
 use crate::initiator::{InitiatorConfig, InitiatorConfigError, TargetCluster};
 use crate::responder::{ResponderConfig, ResponderConfigError};
 
+use super::super::error_paths::{initiator_error_path, responder_error_path};
 use super::super::names::{
     DOWNSTREAM_EXTENSION, DOWNSTREAM_EXTENSION_TYPE, UPSTREAM_EXTENSION, UPSTREAM_EXTENSION_TYPE,
     message_name,
 };
 use super::super::raw::{DownstreamExt, UpstreamExt};
-use super::super::validate::{initiator_error_path, responder_error_path};
 use super::super::yaml::{Cx, Map, Node, Path};
 use super::{extension_name, non_empty_string, set, typed_config};
 
