@@ -14,7 +14,8 @@
 //! - [`initiator`]: the initiator state machine (dials, handshakes, keepalive echoes, claims, backoff, stats);
 //! - [`responder`]: the responder state machine (handshake checks, idle pool with keepalive, claims);
 //! - [`command`]: connection ids, transmits and the lifecycle orders the state machines give their driver;
-//! - [`stats`]: statistics snapshots with the dotted names of `DESIGN.md`.
+//! - [`stats`]: statistics snapshots with the dotted names of `DESIGN.md`;
+//! - `config` (feature `config`): the Envoy-style bootstrap YAML model, parsed into a typed plan.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -22,6 +23,8 @@ pub mod address;
 pub use address::{AddressError, RcAddress};
 pub mod backoff;
 pub mod command;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod handshake;
 mod headers;
 pub mod initiator;
