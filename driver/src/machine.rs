@@ -1,10 +1,10 @@
 //! The machine task: the one driver loop (STYLE.md §3), shared by the initiator and the responder.
 //!
 //! One task owns the core state machine. Each turn of its loop:
-//! 1. drains the core completely: [`Side::poll_transmit`] (each becomes an [`Order::Write`] to its
-//!    connection task), [`Side::poll_command`] (`Dial` spawns a connection task, `Close` orders one to
+//! 1. drains the core completely: [`SansIo::poll_transmit`] (each becomes an [`Order::Write`] to its
+//!    connection task), [`SansIo::poll_command`] (`Dial` spawns a connection task, `Close` orders one to
 //!    close), then the events ([`Side::drain_events`]);
-//! 2. reads [`Side::poll_timeout`]; a deadline already due is handled at once (`now >= deadline` is
+//! 2. reads [`SansIo::poll_timeout`]; a deadline already due is handled at once (`now >= deadline` is
 //!    checked before any timer is awaited, so a runtime's lazy timer cannot delay it);
 //! 3. waits for the first of: the timer, an [`Internal`] message, an API request; handles that one
 //!    input with the runtime's `now`, and goes round again.
@@ -25,6 +25,7 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_lite::FutureExt;
 use revtun_core::command::{Command, ConnId, Transmit};
+use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 
 use crate::conn::{ConnTask, Start};
 use crate::msg::{HandOff, Internal, Order};
@@ -42,11 +43,9 @@ pub(crate) enum Flow {
     Stop,
 }
 
-/// One side's core state machine, as the loop drives it.
-pub(crate) trait Side: Send + 'static {
-    /// The requests the user's handle sends.
-    type Api: Send + 'static;
-
+/// The calls the loop makes on a core state machine; the initiator's and the responder's have the same
+/// shape (STYLE.md §3).
+pub(crate) trait SansIo {
     /// Bytes read from a managed connection.
     fn handle_input(&mut self, conn: ConnId, data: &[u8], now: Instant);
     /// A connection ended (EOF, I/O error, or the user dropped the handed-out stream).
@@ -61,6 +60,78 @@ pub(crate) trait Side: Send + 'static {
     fn poll_command(&mut self) -> Option<Command>;
     /// The core's next deadline.
     fn poll_timeout(&self) -> Option<Instant>;
+    /// The core's statistics.
+    fn stats(&self) -> StatsSnapshot;
+    /// The core's tunnel counts.
+    fn counts(&self) -> TunnelCounts;
+}
+
+macro_rules! sans_io {
+    ($core:ty) => {
+        impl SansIo for $core {
+            fn handle_input(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+                <$core>::handle_input(self, conn, data, now);
+            }
+            fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+                <$core>::handle_closed(self, conn, now);
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$core>::handle_timeout(self, now);
+            }
+            fn shutdown(&mut self, now: Instant) {
+                <$core>::shutdown(self, now);
+            }
+            fn poll_transmit(&mut self) -> Option<Transmit> {
+                <$core>::poll_transmit(self)
+            }
+            fn poll_command(&mut self) -> Option<Command> {
+                <$core>::poll_command(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$core>::poll_timeout(self)
+            }
+            fn stats(&self) -> StatsSnapshot {
+                <$core>::stats(self)
+            }
+            fn counts(&self) -> TunnelCounts {
+                <$core>::counts(self)
+            }
+        }
+    };
+}
+
+sans_io!(revtun_core::initiator::Initiator);
+sans_io!(revtun_core::responder::Responder);
+
+/// A read-only question to the core, the same on both sides.
+pub(crate) enum Query {
+    /// [`SansIo::stats`].
+    Stats(Sender<StatsSnapshot>),
+    /// [`SansIo::counts`].
+    Counts(Sender<TunnelCounts>),
+}
+
+impl Query {
+    /// Answers from `core` (nobody may be waiting any more).
+    pub fn answer(self, core: &impl SansIo) {
+        let _ = match self {
+            Query::Stats(reply) => reply.try_send(core.stats()).is_ok(),
+            Query::Counts(reply) => reply.try_send(core.counts()).is_ok(),
+        };
+    }
+}
+
+/// One side: its core, and what the driver does with the core's events and the user's requests.
+pub(crate) trait Side: Send + 'static {
+    /// The core state machine.
+    type Core: SansIo;
+    /// The requests the user's handle sends.
+    type Api: Send + 'static;
+
+    /// The core.
+    fn core(&mut self) -> &mut Self::Core;
+    /// Called before the core's final shutdown.
+    fn stopping(&mut self) {}
     /// Drains the core's events, acting on each through `ctx` (hand-overs, answers to the user).
     fn drain_events(&mut self, ctx: &mut Ctx);
     /// A side-specific [`Internal`] message (dial outcomes, accepted sockets, resolved hosts).
@@ -210,10 +281,10 @@ impl<S: Side> Machine<S> {
                 futures_lite::future::yield_now().await;
             }
             let now = rt.now();
-            let deadline = self.side.poll_timeout();
+            let deadline = self.side.core().poll_timeout();
             if let Some(at) = deadline.filter(|&at| at <= now) {
                 tracing::trace!(?at, "deadline due");
-                self.side.handle_timeout(now);
+                self.side.core().handle_timeout(now);
                 continue;
             }
             match deadline {
@@ -234,7 +305,7 @@ impl<S: Side> Machine<S> {
             match wake {
                 Wake::Timer => {
                     timer = None;
-                    self.side.handle_timeout(now);
+                    self.side.core().handle_timeout(now);
                 }
                 Wake::Internal(Some(msg)) => self.internal(msg, now),
                 Wake::Api(Some(request)) => {
@@ -246,7 +317,8 @@ impl<S: Side> Machine<S> {
             }
         }
         tracing::debug!("machine stopping");
-        self.side.shutdown(rt.now());
+        self.side.stopping();
+        self.side.core().shutdown(rt.now());
         self.drain();
     }
 
@@ -260,14 +332,14 @@ impl<S: Side> Machine<S> {
                     return;
                 }
                 self.ctx.answering = Some(conn);
-                self.side.handle_input(conn, &data, now);
+                self.side.core().handle_input(conn, &data, now);
                 self.drain();
                 self.ctx.answering = None;
                 self.ctx.send(conn, Order::Resume);
             }
             Internal::Closed(conn) => {
                 self.ctx.forget(conn);
-                self.side.handle_closed(conn, now);
+                self.side.core().handle_closed(conn, now);
             }
             other => self.side.on_internal(other, &mut self.ctx, now),
         }
@@ -275,10 +347,10 @@ impl<S: Side> Machine<S> {
 
     /// Drains every output of the core, in the order its documentation asks for.
     fn drain(&mut self) {
-        while let Some(t) = self.side.poll_transmit() {
+        while let Some(t) = self.side.core().poll_transmit() {
             self.ctx.send(t.conn, Order::Write(t.data));
         }
-        while let Some(command) = self.side.poll_command() {
+        while let Some(command) = self.side.core().poll_command() {
             match command {
                 Command::Dial { conn, addr } => self.ctx.open(conn, Start::Dial(addr)),
                 Command::Close { conn } => self.ctx.close(conn),

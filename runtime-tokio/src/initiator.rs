@@ -4,13 +4,15 @@ use std::io;
 use std::sync::Arc;
 
 use revtun_core::initiator::InitiatorConfig;
-use revtun_core::stats::{StatsSnapshot, TunnelCounts};
-use revtun_driver::{HostSource, ListenerOptions, ShutDown, StartError, TunnelInfo};
+use revtun_driver::{HostSource, ListenerOptions, StartError, TunnelInfo};
+
+use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::{TokioRuntime, TunnelStream};
 
 /// The initiator side on tokio: keeps tunnels to the responder's hosts and yields each claimed one.
-/// See [`revtun_driver::ReverseListener`]; dropping it closes every tunnel not yet accepted.
+/// See [`revtun_driver::ReverseListener`], whose methods (`stats`, `counts`) it offers through `Deref`;
+/// dropping it closes every tunnel not yet accepted.
 ///
 /// ```no_run
 /// use revtun_tokio::core::initiator::{InitiatorConfig, TargetCluster};
@@ -72,17 +74,7 @@ impl ReverseListener {
     /// [`io::ErrorKind::NotConnected`] once the listener has shut down.
     pub async fn accept(&self) -> io::Result<(TunnelStream, TunnelInfo)> {
         let (stream, info) = self.inner.accept().await?;
-        Ok((stream.into(), info))
-    }
-
-    /// The initiator's statistics.
-    pub async fn stats(&self) -> Result<StatsSnapshot, ShutDown> {
-        self.inner.stats().await
-    }
-
-    /// Tunnels by phase.
-    pub async fn counts(&self) -> Result<TunnelCounts, ShutDown> {
-        self.inner.counts().await
+        Ok((stream.compat(), info))
     }
 
     /// Closes every tunnel not in use and waits until every task of the listener has ended.
@@ -93,5 +85,13 @@ impl ReverseListener {
     /// The runtime-agnostic listener inside.
     pub fn into_inner(self) -> revtun_driver::ReverseListener {
         self.inner
+    }
+}
+
+impl std::ops::Deref for ReverseListener {
+    type Target = revtun_driver::ReverseListener;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
     }
 }

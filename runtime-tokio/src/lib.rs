@@ -13,7 +13,6 @@
 mod initiator;
 mod responder;
 mod runtime;
-mod stream;
 
 use std::io;
 use std::time::Duration;
@@ -29,7 +28,13 @@ pub use revtun_driver::{
     StartError, TunnelInfo,
 };
 pub use runtime::TokioRuntime;
-pub use stream::TunnelStream;
+
+/// A claimed tunnel with tokio's [`AsyncRead`](tokio::io::AsyncRead) +
+/// [`AsyncWrite`](tokio::io::AsyncWrite): the driver's [`revtun_driver::TunnelStream`] (leftover bytes
+/// first; dropping it ends the in-use tunnel) seen through [`Compat`](tokio_util::compat::Compat).
+/// `get_ref()` reaches the driver's stream (e.g. its `id()`), `into_inner()` takes it back for the
+/// futures-io traits.
+pub type TunnelStream = tokio_util::compat::Compat<revtun_driver::TunnelStream>;
 
 /// Copies `a` → `b` and `b` → `a` until both directions end, propagating each half-close on its own;
 /// returns the bytes moved `(a → b, b → a)`. Both streams are closed when it returns. `idle_timeout`

@@ -3,14 +3,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use revtun_core::responder::{NodeSummary, ResponderConfig};
-use revtun_core::stats::{StatsSnapshot, TunnelCounts};
-use revtun_driver::{ClaimError, ResponderHandle, ResponderOptions, ShutDown, StartError};
+use revtun_core::responder::ResponderConfig;
+use revtun_driver::{ClaimError, ResponderHandle, ResponderOptions, StartError};
+
+use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::{TokioRuntime, TunnelStream};
 
 /// The responder side on tokio: accepts initiators' handshakes and claims tunnels. Cheap to clone; see
-/// [`revtun_driver::ResponderHandle`]. It shuts down when the last clone is dropped.
+/// [`revtun_driver::ResponderHandle`], whose methods (`local_addr`, `nodes`, `stats`, `counts`) it offers
+/// through `Deref`. It shuts down when the last clone is dropped.
 ///
 /// ```no_run
 /// use revtun_tokio::Responder;
@@ -51,17 +53,12 @@ impl Responder {
         Ok(Self { inner })
     }
 
-    /// The address initiators dial.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr()
-    }
-
     /// Claims an idle tunnel of a cluster or node id. See [`ResponderHandle::connect`].
     ///
     /// # Errors
     /// [`ClaimError::Timeout`] after `claim_timeout`; [`ClaimError::Shutdown`] after shutdown.
     pub async fn connect(&self, id: &str) -> Result<TunnelStream, ClaimError> {
-        Ok(self.inner.connect(id).await?.into())
+        Ok(self.inner.connect(id).await?.compat())
     }
 
     /// [`connect`](Self::connect) within a tenant (tenant isolation).
@@ -73,31 +70,19 @@ impl Responder {
         id: &str,
         tenant: &str,
     ) -> Result<TunnelStream, ClaimError> {
-        Ok(self.inner.connect_in_tenant(id, tenant).await?.into())
-    }
-
-    /// The connected nodes with their tunnel counts.
-    pub async fn nodes(&self) -> Result<Vec<NodeSummary>, ShutDown> {
-        self.inner.nodes().await
-    }
-
-    /// The responder's statistics.
-    pub async fn stats(&self) -> Result<StatsSnapshot, ShutDown> {
-        self.inner.stats().await
-    }
-
-    /// Connections by phase.
-    pub async fn counts(&self) -> Result<TunnelCounts, ShutDown> {
-        self.inner.counts().await
+        Ok(self.inner.connect_in_tenant(id, tenant).await?.compat())
     }
 
     /// Stops accepting, closes idle tunnels, and waits until every task of the responder has ended.
     pub async fn shutdown(self) {
         self.inner.shutdown().await;
     }
+}
 
-    /// The runtime-agnostic handle inside.
-    pub fn handle(&self) -> &ResponderHandle {
+impl std::ops::Deref for Responder {
+    type Target = ResponderHandle;
+
+    fn deref(&self) -> &Self::Target {
         &self.inner
     }
 }

@@ -15,7 +15,7 @@ use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 use self::side::{InitiatorApi, InitiatorSide};
 use crate::error::{ShutDown, StartError};
 use crate::hosts::{HostSource, resolve_loop};
-use crate::machine;
+use crate::machine::{self, Query};
 use crate::msg::ask;
 use crate::runtime::Runtime;
 use crate::stream::TunnelStream;
@@ -134,12 +134,12 @@ impl ReverseListener {
 
     /// The initiator's statistics, named as DESIGN.md says (`downstream_reverse_connection.…`).
     pub async fn stats(&self) -> Result<StatsSnapshot, ShutDown> {
-        ask(&self.api, InitiatorApi::Stats).await
+        ask(&self.api, |r| InitiatorApi::Query(Query::Stats(r))).await
     }
 
     /// Tunnels by phase over all hosts (`opened == closed + live`).
     pub async fn counts(&self) -> Result<TunnelCounts, ShutDown> {
-        ask(&self.api, InitiatorApi::Counts).await
+        ask(&self.api, |r| InitiatorApi::Query(Query::Counts(r))).await
     }
 
     /// Closes every tunnel that is not in use, stops dialling and resolving, and waits until every task

@@ -3,19 +3,16 @@
 use std::time::Instant;
 
 use async_channel::Sender;
-use revtun_core::command::{Command, ConnId, Transmit};
 use revtun_core::initiator::{ConnectFailure, Initiator, InitiatorEvent};
-use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 
 use super::TunnelInfo;
-use crate::machine::{Ctx, Flow, Side};
+use crate::machine::{Ctx, Flow, Query, Side};
 use crate::msg::Internal;
 use crate::stream::TunnelStream;
 
 /// Requests of a [`ReverseListener`](super::ReverseListener).
 pub(crate) enum InitiatorApi {
-    Stats(Sender<StatsSnapshot>),
-    Counts(Sender<TunnelCounts>),
+    Query(Query),
     Shutdown,
 }
 
@@ -26,34 +23,11 @@ pub(crate) struct InitiatorSide {
 }
 
 impl Side for InitiatorSide {
+    type Core = Initiator;
     type Api = InitiatorApi;
 
-    fn handle_input(&mut self, conn: ConnId, data: &[u8], now: Instant) {
-        self.core.handle_input(conn, data, now);
-    }
-
-    fn handle_closed(&mut self, conn: ConnId, now: Instant) {
-        self.core.handle_closed(conn, now);
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.core.handle_timeout(now);
-    }
-
-    fn shutdown(&mut self, now: Instant) {
-        self.core.shutdown(now);
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.core.poll_transmit()
-    }
-
-    fn poll_command(&mut self) -> Option<Command> {
-        self.core.poll_command()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.core.poll_timeout()
+    fn core(&mut self) -> &mut Initiator {
+        &mut self.core
     }
 
     fn drain_events(&mut self, ctx: &mut Ctx) {
@@ -120,12 +94,7 @@ impl Side for InitiatorSide {
 
     fn on_api(&mut self, request: InitiatorApi, _ctx: &mut Ctx, _now: Instant) -> Flow {
         match request {
-            InitiatorApi::Stats(reply) => {
-                let _ = reply.try_send(self.core.stats());
-            }
-            InitiatorApi::Counts(reply) => {
-                let _ = reply.try_send(self.core.counts());
-            }
+            InitiatorApi::Query(query) => query.answer(&self.core),
             InitiatorApi::Shutdown => return Flow::Stop,
         }
         Flow::Continue

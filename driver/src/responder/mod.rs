@@ -14,7 +14,7 @@ use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 
 use self::side::{ResponderApi, ResponderSide};
 use crate::error::{ClaimError, ShutDown, StartError};
-use crate::machine;
+use crate::machine::{self, Query};
 use crate::msg::ask;
 use crate::runtime::{Listener, Runtime};
 use crate::stream::TunnelStream;
@@ -188,12 +188,12 @@ impl ResponderHandle {
     /// The responder's statistics, named as DESIGN.md says (`reverse_connections.…`,
     /// `reverse_tunnel.handshake.…`).
     pub async fn stats(&self) -> Result<StatsSnapshot, ShutDown> {
-        ask(&self.inner.api, ResponderApi::Stats).await
+        ask(&self.inner.api, |r| ResponderApi::Query(Query::Stats(r))).await
     }
 
     /// Connections by phase (`opened == closed + live`).
     pub async fn counts(&self) -> Result<TunnelCounts, ShutDown> {
-        ask(&self.inner.api, ResponderApi::Counts).await
+        ask(&self.inner.api, |r| ResponderApi::Query(Query::Counts(r))).await
     }
 
     /// Stops accepting, closes pending handshakes and idle tunnels, fails waiting claims with

@@ -4,13 +4,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use async_channel::Sender;
-use revtun_core::command::{Command, ConnId, Transmit};
 use revtun_core::responder::{ClaimId, NodeSummary, Responder, ResponderEvent};
-use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 
 use crate::conn::Start;
 use crate::error::ClaimError;
-use crate::machine::{Ctx, Flow, Side};
+use crate::machine::{Ctx, Flow, Query, Side};
 use crate::msg::Internal;
 use crate::stream::TunnelStream;
 
@@ -29,8 +27,7 @@ pub(crate) enum ResponderApi {
     /// The user stopped waiting for claim `request`.
     Cancel(u64),
     Nodes(Sender<Vec<NodeSummary>>),
-    Stats(Sender<StatsSnapshot>),
-    Counts(Sender<TunnelCounts>),
+    Query(Query),
     Shutdown,
 }
 
@@ -61,35 +58,15 @@ impl ResponderSide {
 }
 
 impl Side for ResponderSide {
+    type Core = Responder;
     type Api = ResponderApi;
 
-    fn handle_input(&mut self, conn: ConnId, data: &[u8], now: Instant) {
-        self.core.handle_input(conn, data, now);
+    fn core(&mut self) -> &mut Responder {
+        &mut self.core
     }
 
-    fn handle_closed(&mut self, conn: ConnId, now: Instant) {
-        self.core.handle_closed(conn, now);
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.core.handle_timeout(now);
-    }
-
-    fn shutdown(&mut self, now: Instant) {
+    fn stopping(&mut self) {
         self.stopping = true;
-        self.core.shutdown(now);
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.core.poll_transmit()
-    }
-
-    fn poll_command(&mut self) -> Option<Command> {
-        self.core.poll_command()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.core.poll_timeout()
     }
 
     fn drain_events(&mut self, ctx: &mut Ctx) {
@@ -165,12 +142,7 @@ impl Side for ResponderSide {
             ResponderApi::Nodes(reply) => {
                 let _ = reply.try_send(self.core.nodes());
             }
-            ResponderApi::Stats(reply) => {
-                let _ = reply.try_send(self.core.stats());
-            }
-            ResponderApi::Counts(reply) => {
-                let _ = reply.try_send(self.core.counts());
-            }
+            ResponderApi::Query(query) => query.answer(&self.core),
             ResponderApi::Shutdown => return Flow::Stop,
         }
         Flow::Continue
