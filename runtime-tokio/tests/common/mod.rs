@@ -148,3 +148,13 @@ pub async fn shut_down<F: Future<Output = ()>>(what: &str, shutdown: F) {
         .await
         .unwrap_or_else(|_| panic!("{what}: tasks still running after shutdown"));
 }
+
+/// Stops an echo task from [`spawn_echo`] and takes the listener back.
+pub async fn stop_echo(
+    echo: tokio::task::JoinHandle<()>,
+    listener: std::sync::Arc<ReverseListener>,
+) -> ReverseListener {
+    echo.abort();
+    let _ = echo.await;
+    std::sync::Arc::into_inner(listener).expect("the echo task held the only other reference")
+}
