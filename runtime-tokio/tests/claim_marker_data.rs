@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -18,10 +17,8 @@ fn tricky_payload() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_beginning_with_rping_passes_intact_both_ways() {
-    let responder = responder().await;
-    let listener = Arc::new(initiator(responder.local_addr(), 2, true).await);
-    let echo = spawn_echo(listener.clone());
-    wait_idle(&responder, 2).await;
+    let setup = EchoSetup::start(2, true).await;
+    let responder = &setup.responder;
 
     let payload = tricky_payload();
     let mut by_node = responder.connect(NODE).await.expect("claim by node");
@@ -30,9 +27,7 @@ async fn data_beginning_with_rping_passes_intact_both_ways() {
     assert_eq!(exchange(&mut by_cluster, b"RPING").await, b"RPING");
 
     drop((by_node, by_cluster));
-    let listener = stop_echo(echo, listener).await;
-    shut_down("initiator", listener.shutdown()).await;
-    shut_down("responder", responder.shutdown()).await;
+    setup.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,10 +75,8 @@ async fn server_speaks_first_through_the_tunnel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claimed_tunnels_are_replaced_and_released() {
-    let responder = responder().await;
-    let listener = Arc::new(initiator(responder.local_addr(), 2, true).await);
-    let echo = spawn_echo(listener.clone());
-    wait_idle(&responder, 2).await;
+    let setup = EchoSetup::start(2, true).await;
+    let (responder, listener) = (&setup.responder, &setup.listener);
 
     let mut held = Vec::new();
     for i in 0..3u8 {
@@ -119,7 +112,5 @@ async fn claimed_tunnels_are_replaced_and_released() {
     assert_eq!(stats.get("reverse_connections.claims.handed_out"), Some(3));
     assert_eq!(stats.get("reverse_connections.nodes.node-a"), Some(2));
 
-    let listener = stop_echo(echo, listener).await;
-    shut_down("initiator", listener.shutdown()).await;
-    shut_down("responder", responder.shutdown()).await;
+    setup.finish().await;
 }

@@ -3,16 +3,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_request_goes_through_without_the_claim_marker() {
-    let responder = responder().await;
-    let listener = Arc::new(initiator(responder.local_addr(), 2, false).await);
-    let echo = spawn_echo(listener.clone());
-    wait_idle(&responder, 2).await;
+    let setup = EchoSetup::start(2, false).await;
+    let responder = &setup.responder;
     // Let a few pings and echoes pass, so the hand-out has to respect the ping in flight.
     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
 
@@ -21,11 +17,9 @@ async fn http_request_goes_through_without_the_claim_marker() {
         let mut stream = responder.connect(NODE).await.expect("claim");
         assert_eq!(exchange(&mut stream, request).await, request);
     }
-    wait_idle(&responder, 2).await;
+    wait_idle(responder, 2).await;
     let stats = responder.stats().await.unwrap();
     assert_eq!(stats.get("reverse_connections.claims.handed_out"), Some(3));
 
-    let listener = stop_echo(echo, listener).await;
-    shut_down("initiator", listener.shutdown()).await;
-    shut_down("responder", responder.shutdown()).await;
+    setup.finish().await;
 }

@@ -42,38 +42,28 @@ async fn half_close_travels_each_way_independently() {
     assert_eq!(moved, (7, 24));
 }
 
+/// Writes `data` and half-closes while reading everything the peer sends.
+async fn send_and_receive(mut stream: TcpStream, data: Vec<u8>) -> Vec<u8> {
+    let (mut r, mut w) = stream.split();
+    let send = async {
+        w.write_all(&data).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let mut got = Vec::new();
+    let ((), n) = tokio::join!(send, r.read_to_end(&mut got));
+    n.unwrap();
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_transfer_both_ways_at_once() {
-    let (mut client, front) = pair().await;
-    let (back, mut server) = pair().await;
+    let (client, front) = pair().await;
+    let (back, server) = pair().await;
     let relay = tokio::spawn(revtun_tokio::relay(front, back, None));
     let up: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     let down: Vec<u8> = (0..700_000u32).map(|i| (i % 241) as u8).collect();
-    let (up2, down2) = (up.clone(), down.clone());
-    let client_side = tokio::spawn(async move {
-        let (mut r, mut w) = client.split();
-        let send = async {
-            w.write_all(&up2).await.unwrap();
-            w.shutdown().await.unwrap();
-        };
-        let mut got = Vec::new();
-        let recv = r.read_to_end(&mut got);
-        let ((), n) = tokio::join!(send, recv);
-        n.unwrap();
-        got
-    });
-    let server_side = tokio::spawn(async move {
-        let (mut r, mut w) = server.split();
-        let send = async {
-            w.write_all(&down2).await.unwrap();
-            w.shutdown().await.unwrap();
-        };
-        let mut got = Vec::new();
-        let recv = r.read_to_end(&mut got);
-        let ((), n) = tokio::join!(send, recv);
-        n.unwrap();
-        got
-    });
+    let client_side = tokio::spawn(send_and_receive(client, up.clone()));
+    let server_side = tokio::spawn(send_and_receive(server, down.clone()));
     assert_eq!(client_side.await.unwrap(), down);
     assert_eq!(server_side.await.unwrap(), up);
     assert_eq!(relay.await.unwrap().unwrap(), (1_000_000, 700_000));

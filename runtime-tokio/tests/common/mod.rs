@@ -158,3 +158,32 @@ pub async fn stop_echo(
     let _ = echo.await;
     std::sync::Arc::into_inner(listener).expect("the echo task held the only other reference")
 }
+
+/// A responder, an initiator with `count` tunnels and an echo service behind it, the pool full.
+pub struct EchoSetup {
+    pub responder: Responder,
+    pub listener: std::sync::Arc<ReverseListener>,
+    echo: tokio::task::JoinHandle<()>,
+}
+
+impl EchoSetup {
+    pub async fn start(count: u32, claim_marker: bool) -> Self {
+        let responder = responder().await;
+        let listener =
+            std::sync::Arc::new(initiator(responder.local_addr(), count, claim_marker).await);
+        let echo = spawn_echo(listener.clone());
+        wait_idle(&responder, u64::from(count)).await;
+        Self {
+            responder,
+            listener,
+            echo,
+        }
+    }
+
+    /// Stops the echo, shuts both sides down, and checks that every task ended.
+    pub async fn finish(self) {
+        let listener = stop_echo(self.echo, self.listener).await;
+        shut_down("initiator", listener.shutdown()).await;
+        shut_down("responder", self.responder.shutdown()).await;
+    }
+}
