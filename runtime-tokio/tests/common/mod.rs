@@ -187,3 +187,10 @@ impl EchoSetup {
         shut_down("responder", self.responder.shutdown()).await;
     }
 }
+
+/// Runs a test body with an upper bound, so a broken driver fails the test instead of hanging it.
+pub async fn within<T>(body: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(15), body)
+        .await
+        .expect("the test did not finish within 15 s")
+}
