@@ -10,7 +10,7 @@ use common::*;
 use revtun_tokio::core::handshake::{
     DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Reads until the end of an HTTP head; returns the head.
@@ -32,6 +32,16 @@ async fn read_n(sock: &mut (impl AsyncRead + Unpin), n: usize) -> Vec<u8> {
         .expect("bytes within a second")
         .expect("read");
     buf
+}
+
+/// Writes `data` on `from` and checks that `to` reads exactly it.
+async fn pass(
+    from: &mut (impl AsyncWrite + Unpin),
+    to: &mut (impl AsyncRead + Unpin),
+    data: &[u8],
+) {
+    from.write_all(data).await.unwrap();
+    assert_eq!(read_n(to, data.len()).await, data);
 }
 
 /// Echoes the responder's `RPING`s until another 5-byte unit arrives, and returns that unit.
@@ -67,10 +77,8 @@ async fn initiator_hands_over_bytes_that_came_with_rdata() {
         let (mut tunnel, info) = listener.accept().await.unwrap();
         assert_eq!(info.host, raw.local_addr().unwrap());
         assert_eq!(read_n(&mut tunnel, 5).await, b"hello");
-        tunnel.write_all(b"RPING is data now").await.unwrap();
-        assert_eq!(read_n(&mut sock, 17).await, b"RPING is data now");
-        sock.write_all(b"RDATA too").await.unwrap();
-        assert_eq!(read_n(&mut tunnel, 9).await, b"RDATA too");
+        pass(&mut tunnel, &mut sock, b"RPING is data now").await;
+        pass(&mut sock, &mut tunnel, b"RDATA too").await;
 
         drop(tunnel);
         shut_down("initiator", listener.shutdown()).await;
@@ -95,20 +103,26 @@ fn request(claim_marker: bool, host: std::net::SocketAddr) -> bytes::Bytes {
     .to_bytes()
 }
 
+/// A responder with one tunnel registered by a raw socket (offering the claim marker or not).
+async fn registered(claim_marker: bool) -> (revtun_tokio::Responder, TcpStream) {
+    let responder = responder().await;
+    let mut sock = TcpStream::connect(responder.local_addr()).await.unwrap();
+    let request = request(claim_marker, responder.local_addr());
+    sock.write_all(&request).await.unwrap();
+    let expected = if claim_marker {
+        "HTTP/1.1 200 OK\r\nx-revtun-features: claim-marker\r\ncontent-length: 0\r\n\r\n"
+    } else {
+        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+    };
+    assert_eq!(read_head(&mut sock).await, expected);
+    wait_idle(&responder, 1).await;
+    (responder, sock)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responder_hands_over_bytes_that_came_with_the_rdata_answer() {
     common::within(async {
-        let responder = responder().await;
-        let mut sock = TcpStream::connect(responder.local_addr()).await.unwrap();
-        sock.write_all(&request(true, responder.local_addr()))
-            .await
-            .unwrap();
-        let head = read_head(&mut sock).await;
-        assert_eq!(
-            head,
-            "HTTP/1.1 200 OK\r\nx-revtun-features: claim-marker\r\ncontent-length: 0\r\n\r\n"
-        );
-        wait_idle(&responder, 1).await;
+        let (responder, mut sock) = registered(true).await;
 
         let claim = tokio::spawn({
             let responder = responder.clone();
@@ -119,8 +133,7 @@ async fn responder_hands_over_bytes_that_came_with_the_rdata_answer() {
         sock.write_all(b"RDATAearly bytes").await.unwrap();
         let mut stream = claim.await.unwrap().expect("claimed");
         assert_eq!(read_n(&mut stream, 11).await, b"early bytes");
-        stream.write_all(b"RPING back").await.unwrap();
-        assert_eq!(read_n(&mut sock, 10).await, b"RPING back");
+        pass(&mut stream, &mut sock, b"RPING back").await;
 
         drop(stream);
         shut_down("responder", responder.shutdown()).await;
@@ -131,28 +144,13 @@ async fn responder_hands_over_bytes_that_came_with_the_rdata_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responder_in_envoy_mode_starts_writing_data_on_the_tunnel() {
     common::within(async {
-        let responder = responder().await;
-        let mut sock = TcpStream::connect(responder.local_addr()).await.unwrap();
-        sock.write_all(&request(false, responder.local_addr()))
-            .await
-            .unwrap();
-        assert_eq!(
-            read_head(&mut sock).await,
-            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
-        );
-        wait_idle(&responder, 1).await;
+        let (responder, mut sock) = registered(false).await;
 
         let mut stream = responder.connect(NODE).await.expect("claimed");
         stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         assert_eq!(skip_pings(&mut sock).await, b"GET /");
         assert_eq!(read_n(&mut sock, 11).await, b" HTTP/1.1\r\n");
-        sock.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-            .await
-            .unwrap();
-        assert_eq!(
-            read_n(&mut stream, 27).await,
-            b"HTTP/1.1 204 No Content\r\n\r\n"
-        );
+        pass(&mut sock, &mut stream, b"HTTP/1.1 204 No Content\r\n\r\n").await;
 
         drop(stream);
         shut_down("responder", responder.shutdown()).await;
