@@ -39,6 +39,25 @@
 //! Per connection the core's order holds on the wire: every transmit queued before a `Close` or a
 //! hand-over is written before the socket is closed or handed over. A [`ReverseListener`] yields tunnels
 //! in the order the core reported their claims; a [`ResponderHandle`] answers each `connect` once.
+//!
+//! # Decisions where DESIGN.md is silent
+//! - **End of an in-use tunnel** is reported to the core when the [`TunnelStream`] is dropped, not at
+//!   `poll_close`: closing is a half-close and the stream may still read.
+//! - **Accept queue**: at most [`ListenerOptions::accept_backlog`] claimed tunnels wait for `accept()`;
+//!   beyond that the connection task waits (backpressure), bounded by `max_tunnels_per_host`.
+//! - **Claims**: a `connect` future dropped before its answer withdraws the claim (`cancel_claim`). A
+//!   tunnel that dies between the core's hand-out and the hand-over fails the claim with
+//!   [`ClaimError::HandOverFailed`]; the core already counted it in use, and learns of the close.
+//! - **DNS**: an empty answer (after the [`LookupFamily`] filter) is a host set with no hosts (the core
+//!   counts `cannot_connect`, hosts are removed); a lookup error keeps the hosts
+//!   (`handle_resolve_failed`). `Auto` applies to the combined answer; duplicates are removed; LOGICAL_DNS
+//!   takes the first address left. Lookups repeat `refresh` after the previous one completed.
+//! - **Sockets**: `TCP_NODELAY` and TCP keepalive on every socket (runtime crates); a managed socket is read
+//!   4 KiB at a time; a failed `accept` pauses the accept loop for 50 ms.
+//! - **Fairness**: the machine yields to the executor every 32 turns and alternates which channel it
+//!   polls first; the timer is checked before both.
+//! - **Seeds**: without [`ListenerOptions::seed`] / [`ResponderOptions::seed`] a seed comes from the
+//!   standard library's per-process hash keys and the clock (jitter needs variety, not secrecy).
 
 mod conn;
 mod error;
