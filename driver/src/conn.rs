@@ -122,7 +122,7 @@ impl ConnTask {
                     return self.closed();
                 }
                 Step::Read(Ok(n)) => {
-                    let data = Bytes::copy_from_slice(&buf[..n]);
+                    let data = Bytes::copy_from_slice(&buf[..n.min(buf.len())]);
                     if self
                         .report
                         .try_send(Internal::Input(self.conn, data.clone()))

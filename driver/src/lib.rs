@@ -9,7 +9,7 @@
 //!   [`accept`](ReverseListener::accept) as a [`TunnelStream`] with its [`TunnelInfo`].
 //! - Responder side: [`ResponderHandle`] accepts handshakes and claims a tunnel for each
 //!   [`connect`](ResponderHandle::connect).
-//! - [`relay`]: copies both ways with independent half-close and an idle timeout.
+//! - [`relay()`]: copies both ways with independent half-close and an idle timeout.
 //!
 //! # Tasks and channels
 //! ```text
@@ -68,6 +68,7 @@ mod msg;
 mod relay;
 mod responder;
 mod runtime;
+mod sans_io;
 mod seed;
 mod stream;
 mod tasks;

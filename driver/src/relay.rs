@@ -63,6 +63,7 @@ impl Half {
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
+                let n = n.min(self.end - self.start);
                 self.start += n;
                 self.moved += n as u64;
                 *active = true;
@@ -79,7 +80,7 @@ impl Half {
             match r.as_mut().poll_read(cx, &mut self.buf)? {
                 Poll::Ready(0) => self.eof = true,
                 Poll::Ready(n) => {
-                    self.end = n;
+                    self.end = n.min(self.buf.len());
                     *active = true;
                 }
                 Poll::Pending => {

@@ -1,5 +1,5 @@
 //! Task bookkeeping without runtime support: a [`TaskGroup`] knows when every task it spawned has ended,
-//! and a [`Stop`] signal tells helper tasks (accept loop, resolvers) that their machine has gone.
+//! and a [`StopSignal`] tells helper tasks (accept loop, resolvers) that their machine has gone.
 //!
 //! Both are built on channel closure, which every executor understands: a task holds a sender clone for
 //! as long as it runs, and the waiting side sees the channel close when the last clone is dropped.
@@ -11,7 +11,7 @@ use futures_lite::FutureExt;
 
 use crate::runtime::{BoxFuture, Runtime};
 
-/// Spawns tasks on a runtime and counts them; [`TaskGroup::wait`] completes when all have ended.
+/// Spawns tasks on a runtime and counts them; [`TasksDone::wait`] completes when all have ended.
 #[derive(Clone, Debug)]
 pub(crate) struct TaskGroup {
     rt: Arc<dyn Runtime>,

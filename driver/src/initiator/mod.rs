@@ -15,9 +15,10 @@ use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 use self::side::{InitiatorApi, InitiatorSide};
 use crate::error::{ShutDown, StartError};
 use crate::hosts::{HostSource, resolve_loop};
-use crate::machine::{self, Query};
+use crate::machine;
 use crate::msg::ask;
 use crate::runtime::Runtime;
+use crate::sans_io::Query;
 use crate::stream::TunnelStream;
 use crate::tasks::{TaskGroup, TasksDone};
 

@@ -6,8 +6,9 @@ use async_channel::Sender;
 use revtun_core::initiator::{ConnectFailure, Initiator, InitiatorEvent};
 
 use super::TunnelInfo;
-use crate::machine::{Ctx, Flow, Query, Side};
+use crate::machine::{Ctx, Flow, Side};
 use crate::msg::Internal;
+use crate::sans_io::Query;
 use crate::stream::TunnelStream;
 
 /// Requests of a [`ReverseListener`](super::ReverseListener).

@@ -14,9 +14,10 @@ use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 
 use self::side::{ResponderApi, ResponderSide};
 use crate::error::{ClaimError, ShutDown, StartError};
-use crate::machine::{self, Query};
+use crate::machine;
 use crate::msg::ask;
 use crate::runtime::{Listener, Runtime};
+use crate::sans_io::Query;
 use crate::stream::TunnelStream;
 use crate::tasks::{TaskGroup, TasksDone};
 

@@ -8,8 +8,9 @@ use revtun_core::responder::{ClaimId, NodeSummary, Responder, ResponderEvent};
 
 use crate::conn::Start;
 use crate::error::ClaimError;
-use crate::machine::{Ctx, Flow, Query, Side};
+use crate::machine::{Ctx, Flow, Side};
 use crate::msg::Internal;
+use crate::sans_io::Query;
 use crate::stream::TunnelStream;
 
 /// The answer to one claim.
