@@ -1,0 +1,176 @@
+//! The connection task: one per socket the machine manages. It moves bytes and makes no decision.
+//!
+//! - It reads from the socket and sends each read to the machine as [`Internal::Input`], then reads no
+//!   more until the machine answers ([`Order::Resume`] or [`Order::HandOver`]): no byte is ever read past a
+//!   claim.
+//! - It writes every [`Order::Write`] in order; a slow socket delays the next order (backpressure), and
+//!   nothing is dropped.
+//! - On [`Order::HandOver`] it builds the [`TunnelStream`] (the core's leftover in front, then the bytes
+//!   of an unanswered read) and gives it away; it also listens for one while it waits in read, for the
+//!   responder's Envoy-mode hand-out that comes without input.
+//! - On [`Order::Close`], or when the machine drops its sender, it closes the socket and ends.
+//! - EOF or an I/O error: it reports [`Internal::Closed`] and ends.
+//!
+//! Memory per connection: one read buffer of [`READ_BUFFER`] bytes and the orders of at most one read
+//! (the core answers a read with a bounded number of transmits; the responder keeps one ping in flight).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+
+use async_channel::{Receiver, Sender};
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use revtun_core::command::ConnId;
+
+use crate::msg::{Internal, Order};
+use crate::runtime::{BoxStream, Runtime};
+use crate::stream::TunnelStream;
+
+/// Bytes read from a managed socket at a time (handshake heads arrive in several reads).
+pub(crate) const READ_BUFFER: usize = 4096;
+
+/// How a connection task gets its socket.
+pub(crate) enum Start {
+    /// Dial this address and report the outcome (initiator).
+    Dial(SocketAddr),
+    /// Use this accepted socket (responder).
+    Accepted(BoxStream),
+}
+
+/// One connection task: see the [module documentation](self).
+pub(crate) struct ConnTask {
+    pub conn: ConnId,
+    pub orders: Receiver<Order>,
+    pub report: Sender<Internal>,
+}
+
+enum DialStep {
+    Done(io::Result<BoxStream>),
+    Order(Option<Order>),
+}
+
+enum Step {
+    Read(io::Result<usize>),
+    Order(Option<Order>),
+}
+
+impl ConnTask {
+    /// Runs the connection until it is closed or handed over.
+    pub async fn run(self, rt: &dyn Runtime, start: Start) {
+        let mut backlog = VecDeque::new();
+        let stream = match start {
+            Start::Accepted(stream) => stream,
+            Start::Dial(addr) => match self.dial(rt, addr, &mut backlog).await {
+                Some(stream) => stream,
+                None => return,
+            },
+        };
+        self.serve(stream, backlog).await;
+    }
+
+    /// Dials `addr` while watching the orders: a `Close` (the core's connect timeout) or the machine's
+    /// end abandons the dial. Other orders are kept for after the connect.
+    async fn dial(
+        &self,
+        rt: &dyn Runtime,
+        addr: SocketAddr,
+        backlog: &mut VecDeque<Order>,
+    ) -> Option<BoxStream> {
+        let mut connect = rt.connect(addr);
+        loop {
+            let step = async { DialStep::Done((&mut connect).await) }
+                .or(async { DialStep::Order(self.orders.recv().await.ok()) })
+                .await;
+            match step {
+                DialStep::Done(Ok(stream)) => {
+                    let _ = self.report.try_send(Internal::Connected(self.conn));
+                    return Some(stream);
+                }
+                DialStep::Done(Err(e)) => {
+                    tracing::debug!(conn = %self.conn, %addr, error = %e, "dial failed");
+                    let _ = self
+                        .report
+                        .try_send(Internal::ConnectFailed(self.conn, e.kind()));
+                    return None;
+                }
+                DialStep::Order(None | Some(Order::Close)) => return None,
+                DialStep::Order(Some(order)) => backlog.push_back(order),
+            }
+        }
+    }
+
+    /// Moves bytes until the connection is closed or handed over.
+    async fn serve(self, mut stream: BoxStream, mut backlog: VecDeque<Order>) {
+        let mut buf = vec![0u8; READ_BUFFER];
+        // The bytes of the `Input` the machine has not answered yet.
+        let mut unanswered: Option<Bytes> = None;
+        loop {
+            let step = match backlog.pop_front() {
+                Some(order) => Step::Order(Some(order)),
+                None if unanswered.is_some() => Step::Order(self.orders.recv().await.ok()),
+                None => {
+                    async { Step::Order(self.orders.recv().await.ok()) }
+                        .or(async { Step::Read(stream.read(&mut buf).await) })
+                        .await
+                }
+            };
+            match step {
+                Step::Read(Ok(0)) => return self.closed(),
+                Step::Read(Err(e)) => {
+                    tracing::debug!(conn = %self.conn, error = %e, "read failed");
+                    return self.closed();
+                }
+                Step::Read(Ok(n)) => {
+                    let data = Bytes::copy_from_slice(&buf[..n.min(buf.len())]);
+                    if self
+                        .report
+                        .try_send(Internal::Input(self.conn, data.clone()))
+                        .is_err()
+                    {
+                        return close(stream).await;
+                    }
+                    unanswered = Some(data);
+                }
+                Step::Order(Some(Order::Write(data))) => {
+                    if let Err(e) = stream.write_all(&data).await {
+                        tracing::debug!(conn = %self.conn, error = %e, "write failed");
+                        return self.closed();
+                    }
+                }
+                Step::Order(Some(Order::Resume)) => unanswered = None,
+                Step::Order(Some(Order::HandOver {
+                    data,
+                    answers_input,
+                    to,
+                })) => {
+                    let leftover = match unanswered.take().filter(|_| !answers_input) {
+                        Some(unread) if !unread.is_empty() => {
+                            let mut all = BytesMut::from(&data[..]);
+                            all.extend_from_slice(&unread);
+                            all.freeze()
+                        }
+                        _ => data,
+                    };
+                    if let Err(e) = stream.flush().await {
+                        tracing::debug!(conn = %self.conn, error = %e, "flush before hand-over failed");
+                    }
+                    let tunnel = TunnelStream::new(stream, leftover, self.conn, self.report);
+                    return to(tunnel).await;
+                }
+                Step::Order(Some(Order::Close) | None) => return close(stream).await,
+            }
+        }
+    }
+
+    /// EOF or an I/O error: the machine must know.
+    fn closed(&self) {
+        let _ = self.report.try_send(Internal::Closed(self.conn));
+    }
+}
+
+/// Flushes and closes a socket the core has forgotten.
+async fn close(mut stream: BoxStream) {
+    let _ = stream.flush().await;
+    let _ = stream.close().await;
+}

@@ -1,0 +1,151 @@
+//! The responder's [`Side`]: the core [`Responder`] plus the claims the users wait on.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use async_channel::Sender;
+use revtun_core::responder::{ClaimId, NodeSummary, Responder, ResponderEvent};
+
+use crate::conn::Start;
+use crate::error::ClaimError;
+use crate::machine::{Ctx, Flow, Side};
+use crate::msg::Internal;
+use crate::sans_io::Query;
+use crate::stream::TunnelStream;
+
+/// The answer to one claim.
+pub(crate) type ClaimReply = Sender<Result<TunnelStream, ClaimError>>;
+
+/// Requests of a [`ResponderHandle`](super::ResponderHandle).
+pub(crate) enum ResponderApi {
+    /// Claim a tunnel; `request` is the handle's number for it, to cancel it.
+    Claim {
+        request: u64,
+        id: String,
+        tenant: Option<String>,
+        reply: ClaimReply,
+    },
+    /// The user stopped waiting for claim `request`.
+    Cancel(u64),
+    Nodes(Sender<Vec<NodeSummary>>),
+    Query(Query),
+    Shutdown,
+}
+
+pub(crate) struct ResponderSide {
+    pub core: Responder,
+    /// Claims the core has not answered, with the handle's request number and the answer channel.
+    pub claims: BTreeMap<ClaimId, (u64, ClaimReply)>,
+    /// Request number → claim, for cancellation.
+    pub requests: BTreeMap<u64, ClaimId>,
+    pub stopping: bool,
+}
+
+impl ResponderSide {
+    pub fn new(core: Responder) -> Self {
+        Self {
+            core,
+            claims: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            stopping: false,
+        }
+    }
+
+    fn answer(&mut self, claim: ClaimId) -> Option<ClaimReply> {
+        let (request, reply) = self.claims.remove(&claim)?;
+        self.requests.remove(&request);
+        Some(reply)
+    }
+}
+
+impl Side for ResponderSide {
+    type Core = Responder;
+    type Api = ResponderApi;
+
+    fn core(&mut self) -> &mut Responder {
+        &mut self.core
+    }
+
+    fn stopping(&mut self) {
+        self.stopping = true;
+    }
+
+    fn drain_events(&mut self, ctx: &mut Ctx) {
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                ResponderEvent::HandedOut {
+                    claim,
+                    conn,
+                    node,
+                    data,
+                    ..
+                } => {
+                    tracing::debug!(%claim, %conn, node, "tunnel handed out");
+                    let reply = self.answer(claim);
+                    ctx.hand_over(
+                        conn,
+                        data,
+                        Box::new(move |stream| {
+                            Box::pin(async move {
+                                // A claimant that went away drops the stream, which reports the close.
+                                if let Some(reply) = reply {
+                                    let _ = reply.try_send(Ok(stream));
+                                }
+                            })
+                        }),
+                    );
+                }
+                ResponderEvent::ClaimExpired { claim } => {
+                    let error = if self.stopping {
+                        ClaimError::Shutdown
+                    } else {
+                        ClaimError::Timeout
+                    };
+                    if let Some(reply) = self.answer(claim) {
+                        let _ = reply.try_send(Err(error));
+                    }
+                }
+                other => tracing::debug!(event = ?other, "responder event"),
+            }
+        }
+    }
+
+    fn on_internal(&mut self, msg: Internal, ctx: &mut Ctx, now: Instant) {
+        match msg {
+            Internal::Accepted(stream, peer) => {
+                let conn = self.core.handle_accepted(peer, None, now);
+                tracing::trace!(%conn, %peer, "accepted");
+                ctx.open(conn, Start::Accepted(stream));
+            }
+            _ => tracing::trace!("message not for the responder ignored"),
+        }
+    }
+
+    fn on_api(&mut self, request: ResponderApi, _ctx: &mut Ctx, now: Instant) -> Flow {
+        match request {
+            ResponderApi::Claim {
+                request,
+                id,
+                tenant,
+                reply,
+            } => {
+                let claim = self.core.claim(&id, tenant.as_deref(), now);
+                // Answered when the events are drained, right after this call.
+                self.claims.insert(claim, (request, reply));
+                self.requests.insert(request, claim);
+            }
+            ResponderApi::Cancel(request) => {
+                if let Some(claim) = self.requests.remove(&request) {
+                    self.claims.remove(&claim);
+                    self.core.cancel_claim(claim, now);
+                }
+            }
+            ResponderApi::Nodes(reply) => {
+                let _ = reply.try_send(self.core.nodes());
+            }
+            ResponderApi::Query(query) => query.answer(&self.core),
+            ResponderApi::Shutdown => return Flow::Stop,
+        }
+        Flow::Continue
+    }
+}

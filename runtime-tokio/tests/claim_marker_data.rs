@@ -1,0 +1,133 @@
+//! Between two revtun peers the claim marker is negotiated: any bytes travel, including data that
+//! begins with `RPING` and protocols where the server speaks first; claimed tunnels are replaced.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// A payload that looks like keepalive and claim markers, then a few KiB of varied bytes.
+fn tricky_payload() -> Vec<u8> {
+    let mut payload = b"RPINGRPINGRDATA then data".to_vec();
+    payload.extend((0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    payload
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_beginning_with_rping_passes_intact_both_ways() {
+    common::within(async {
+        let setup = EchoSetup::start(2, true).await;
+        let responder = &setup.responder;
+
+        let payload = tricky_payload();
+        let mut by_node = responder.connect(NODE).await.expect("claim by node");
+        assert_eq!(exchange(&mut by_node, &payload).await, payload);
+        let mut by_cluster = responder.connect(CLUSTER).await.expect("claim by cluster");
+        assert_eq!(exchange(&mut by_cluster, b"RPING").await, b"RPING");
+
+        drop((by_node, by_cluster));
+        setup.finish().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_speaks_first_through_the_tunnel() {
+    common::within(async {
+        let responder = responder().await;
+        let listener = initiator(responder.local_addr(), 1, true).await;
+        wait_idle(&responder, 1).await;
+
+        // The service behind the initiator greets before it reads anything (SMTP, MySQL, FTP…).
+        let service = async {
+            let (mut tunnel, info) = listener.accept().await.expect("accept");
+            assert_eq!(info.cluster, TARGET);
+            assert_eq!(info.host, responder.local_addr());
+            assert_eq!(tunnel.get_ref().id(), info.id);
+            tunnel.write_all(b"220 revtun ready\r\n").await.unwrap();
+            let mut line = String::new();
+            let mut reader = BufReader::new(&mut tunnel);
+            reader.read_line(&mut line).await.unwrap();
+            assert_eq!(line, "HELO client\r\n");
+            tunnel.write_all(b"250 hello\r\n").await.unwrap();
+        };
+        let client = async {
+            let stream = responder.connect(NODE).await.expect("claim");
+            let mut reader = BufReader::new(stream);
+            let mut greeting = String::new();
+            tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut greeting))
+                .await
+                .expect("the greeting arrives without the client writing first")
+                .unwrap();
+            assert_eq!(greeting, "220 revtun ready\r\n");
+            reader
+                .get_mut()
+                .write_all(b"HELO client\r\n")
+                .await
+                .unwrap();
+            let mut rest = String::new();
+            reader.read_to_string(&mut rest).await.unwrap();
+            assert_eq!(rest, "250 hello\r\n");
+        };
+        tokio::join!(service, client);
+
+        shut_down("initiator", listener.shutdown()).await;
+        shut_down("responder", responder.shutdown()).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimed_tunnels_are_replaced_and_released() {
+    common::within(async {
+        let setup = EchoSetup::start(2, true).await;
+        let (responder, listener) = (&setup.responder, &setup.listener);
+
+        let mut held = Vec::new();
+        for i in 0..3u8 {
+            let mut stream = responder.connect(NODE).await.expect("claim");
+            stream.write_all(&[i]).await.unwrap();
+            let mut one = [0u8; 1];
+            stream.read_exact(&mut one).await.unwrap();
+            assert_eq!(one, [i]);
+            held.push(stream);
+        }
+        // The pool is back to `count` idle tunnels while three are in use.
+        wait_until(Duration::from_secs(3), "pool refilled", || async {
+            let nodes = responder.nodes().await.unwrap();
+            nodes.len() == 1 && nodes[0].idle == 2 && nodes[0].in_use == 3
+        })
+        .await;
+        // The initiator counts a tunnel idle once it has read the 200, a moment after the responder.
+        wait_until(
+            Duration::from_secs(3),
+            "initiator pool refilled",
+            || async {
+                let counts = listener.counts().await.unwrap();
+                (counts.idle, counts.in_use) == (2, 3)
+            },
+        )
+        .await;
+
+        // Dropping the streams ends the in-use tunnels on both sides.
+        drop(held);
+        wait_until(
+            Duration::from_secs(3),
+            "in-use tunnels released",
+            || async {
+                let initiator_done = listener.counts().await.unwrap().in_use == 0;
+                let responder_done = responder.nodes().await.unwrap()[0].in_use == 0;
+                initiator_done && responder_done
+            },
+        )
+        .await;
+        let stats = responder.stats().await.unwrap();
+        assert_eq!(stats.get("reverse_connections.claims.handed_out"), Some(3));
+        assert_eq!(stats.get("reverse_connections.nodes.node-a"), Some(2));
+
+        setup.finish().await;
+    })
+    .await;
+}

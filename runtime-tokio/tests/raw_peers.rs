@@ -1,0 +1,159 @@
+//! One side is revtun, the other a hand-written peer on a raw socket: bytes that arrive in the same read
+//! as the protocol's last bytes (after `RDATA`, after the 200) reach the user first, and no byte is lost
+//! or read past a claim.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use revtun_tokio::core::handshake::{
+    DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Reads until the end of an HTTP head; returns the head.
+async fn read_head(sock: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        sock.read_exact(&mut byte).await.expect("head");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads exactly `n` bytes, within a second.
+async fn read_n(sock: &mut (impl AsyncRead + Unpin), n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(Duration::from_secs(1), sock.read_exact(&mut buf))
+        .await
+        .expect("bytes within a second")
+        .expect("read");
+    buf
+}
+
+/// Writes `data` on `from` and checks that `to` reads exactly it.
+async fn pass(
+    from: &mut (impl AsyncWrite + Unpin),
+    to: &mut (impl AsyncRead + Unpin),
+    data: &[u8],
+) {
+    from.write_all(data).await.unwrap();
+    assert_eq!(read_n(to, data.len()).await, data);
+}
+
+/// Echoes the responder's `RPING`s until another 5-byte unit arrives, and returns that unit.
+async fn skip_pings(sock: &mut TcpStream) -> Vec<u8> {
+    loop {
+        let unit = read_n(sock, 5).await;
+        if unit != b"RPING" {
+            return unit;
+        }
+        sock.write_all(b"RPING").await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initiator_hands_over_bytes_that_came_with_rdata() {
+    common::within(async {
+        let raw = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = initiator(raw.local_addr().unwrap(), 1, true).await;
+        let (mut sock, _) = raw.accept().await.unwrap();
+        let head = read_head(&mut sock).await;
+        assert!(head.starts_with("GET /reverse_connections/request HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("x-envoy-reverse-tunnel-node-id: node-a\r\n"), "{head}");
+        assert!(head.contains("x-revtun-features: claim-marker\r\n"), "{head}");
+
+        // The 200, a ping, the claim and the first data bytes, all in one write.
+        sock.write_all(
+            b"HTTP/1.1 200 OK\r\nx-revtun-features: claim-marker\r\ncontent-length: 0\r\n\r\nRPINGRDATAhello",
+        )
+        .await
+        .unwrap();
+        assert_eq!(read_n(&mut sock, 10).await, b"RPINGRDATA");
+
+        let (mut tunnel, info) = listener.accept().await.unwrap();
+        assert_eq!(info.host, raw.local_addr().unwrap());
+        assert_eq!(read_n(&mut tunnel, 5).await, b"hello");
+        pass(&mut tunnel, &mut sock, b"RPING is data now").await;
+        pass(&mut sock, &mut tunnel, b"RDATA too").await;
+
+        drop(tunnel);
+        shut_down("initiator", listener.shutdown()).await;
+    })
+    .await;
+}
+
+fn request(claim_marker: bool, host: std::net::SocketAddr) -> bytes::Bytes {
+    HandshakeRequest {
+        method: DEFAULT_REQUEST_METHOD,
+        path: DEFAULT_REQUEST_PATH,
+        host,
+        node: NODE,
+        cluster: CLUSTER,
+        tenant: "",
+        target_cluster: TARGET,
+        initiation_time_ms: 0,
+        upgrade: false,
+        offer_claim_marker: claim_marker,
+        extra_headers: &[],
+    }
+    .to_bytes()
+}
+
+/// A responder with one tunnel registered by a raw socket (offering the claim marker or not).
+async fn registered(claim_marker: bool) -> (revtun_tokio::Responder, TcpStream) {
+    let responder = responder().await;
+    let mut sock = TcpStream::connect(responder.local_addr()).await.unwrap();
+    let request = request(claim_marker, responder.local_addr());
+    sock.write_all(&request).await.unwrap();
+    let expected = if claim_marker {
+        "HTTP/1.1 200 OK\r\nx-revtun-features: claim-marker\r\ncontent-length: 0\r\n\r\n"
+    } else {
+        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+    };
+    assert_eq!(read_head(&mut sock).await, expected);
+    wait_idle(&responder, 1).await;
+    (responder, sock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responder_hands_over_bytes_that_came_with_the_rdata_answer() {
+    common::within(async {
+        let (responder, mut sock) = registered(true).await;
+
+        let claim = tokio::spawn({
+            let responder = responder.clone();
+            async move { responder.connect(NODE).await }
+        });
+        assert_eq!(skip_pings(&mut sock).await, b"RDATA");
+        // The answer and the first data bytes in one write: the data must come out of the stream first.
+        sock.write_all(b"RDATAearly bytes").await.unwrap();
+        let mut stream = claim.await.unwrap().expect("claimed");
+        assert_eq!(read_n(&mut stream, 11).await, b"early bytes");
+        pass(&mut stream, &mut sock, b"RPING back").await;
+
+        drop(stream);
+        shut_down("responder", responder.shutdown()).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responder_in_envoy_mode_starts_writing_data_on_the_tunnel() {
+    common::within(async {
+        let (responder, mut sock) = registered(false).await;
+
+        let mut stream = responder.connect(NODE).await.expect("claimed");
+        stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert_eq!(skip_pings(&mut sock).await, b"GET /");
+        assert_eq!(read_n(&mut sock, 11).await, b" HTTP/1.1\r\n");
+        pass(&mut sock, &mut stream, b"HTTP/1.1 204 No Content\r\n\r\n").await;
+
+        drop(stream);
+        shut_down("responder", responder.shutdown()).await;
+    })
+    .await;
+}
