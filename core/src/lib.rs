@@ -11,6 +11,7 @@
 //!   parsers, the responder's check table and its exact response bytes);
 //! - [`keepalive`]: `RPING` keepalive and the `RDATA` claim marker, for both sides;
 //! - [`backoff`]: per-host reconnect backoff with seeded jitter;
+//! - [`initiator`]: the initiator state machine (dials, handshakes, keepalive echoes, claims, backoff, stats);
 //! - [`command`]: connection ids, transmits and the lifecycle orders the state machines give their driver;
 //! - [`stats`]: statistics snapshots with the dotted names of `DESIGN.md`.
 
@@ -22,6 +23,7 @@ pub mod backoff;
 pub mod command;
 pub mod handshake;
 mod headers;
+pub mod initiator;
 pub mod keepalive;
 pub mod stats;
 

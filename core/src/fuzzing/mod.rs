@@ -6,8 +6,10 @@
 
 mod address;
 mod handshake;
+mod initiator_ops;
 mod keepalive;
 
 pub use address::address;
 pub use handshake::{handshake_request, handshake_response};
+pub use initiator_ops::{InitiatorOpsSummary, initiator_ops, initiator_ops_summary};
 pub use keepalive::keepalive;
