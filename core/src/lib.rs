@@ -12,6 +12,7 @@
 //! - [`keepalive`]: `RPING` keepalive and the `RDATA` claim marker, for both sides;
 //! - [`backoff`]: per-host reconnect backoff with seeded jitter;
 //! - [`initiator`]: the initiator state machine (dials, handshakes, keepalive echoes, claims, backoff, stats);
+//! - [`responder`]: the responder state machine (handshake checks, idle pool with keepalive, claims);
 //! - [`command`]: connection ids, transmits and the lifecycle orders the state machines give their driver;
 //! - [`stats`]: statistics snapshots with the dotted names of `DESIGN.md`.
 
@@ -25,6 +26,7 @@ pub mod handshake;
 mod headers;
 pub mod initiator;
 pub mod keepalive;
+pub mod responder;
 pub mod stats;
 
 #[cfg(feature = "fuzzing")]

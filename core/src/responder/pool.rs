@@ -1,0 +1,292 @@
+//! The one idle pool of the responder: tunnels FIFO per node, cluster membership per tunnel, cluster
+//! round-robin, tenant scoping, and the live-tunnel tallies behind the gauges and the per-node cap.
+//!
+//! Keys carry a *scope* tenant: the tunnel's tenant under isolation, the empty string otherwise, so that
+//! without isolation the tenant plays no part in pooling. The pool only keeps tallies and the idle
+//! queues; the responder tells it of every move of a tunnel through [`Pool::transition`] (from its
+//! `set_state` chokepoint). Entries whose tallies reach zero are dropped, so memory follows the live
+//! tunnels.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::command::ConnId;
+
+/// A node within a tenant scope.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct NodeKey {
+    /// Scope tenant (empty without isolation).
+    pub tenant: String,
+    /// The node id.
+    pub node: String,
+}
+
+/// A cluster within a tenant scope.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct ClusterKey {
+    /// Scope tenant (empty without isolation).
+    pub tenant: String,
+    /// The cluster id.
+    pub cluster: String,
+}
+
+/// What a registered tunnel belongs to: fixed at registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Membership {
+    /// Its node in its scope.
+    pub key: NodeKey,
+    /// The cluster it registered with.
+    pub cluster: String,
+    /// The tenant it sent (equal to the scope tenant under isolation).
+    pub tenant: String,
+    /// Registration order: the FIFO position among its node's idle tunnels.
+    pub seq: u64,
+}
+
+/// Where a live tunnel is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Slot {
+    /// In the pool, claimable.
+    Idle,
+    /// Sent `RDATA`, waiting for the answer (claim-marker mode).
+    Claiming,
+    /// Handed out to the driver.
+    InUse,
+}
+
+/// One node's tunnels, for the admin endpoint (`/reverse_connections`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSummary {
+    /// The node id.
+    pub node: String,
+    /// Under tenant isolation, the tenant whose pool this is. Without isolation, the tenant the node's
+    /// live tunnels sent (a node normally sends one; if they differ, the alphabetically first).
+    pub tenant: String,
+    /// The clusters its live tunnels registered with, sorted.
+    pub clusters: Vec<String>,
+    /// Idle tunnels in the pool.
+    pub idle: u64,
+    /// Tunnels sent `RDATA` and waiting for the answer (counted as idle in
+    /// [`TunnelCounts`](crate::stats::TunnelCounts)).
+    pub claiming: u64,
+    /// Tunnels handed out and not yet closed.
+    pub in_use: u64,
+}
+
+#[derive(Debug, Default)]
+struct NodeEntry {
+    /// Idle tunnels in FIFO order (registration order), with the cluster each registered with.
+    idle: BTreeMap<(u64, ConnId), String>,
+    claiming: u64,
+    in_use: u64,
+    /// Live tunnels per cluster.
+    clusters: BTreeMap<String, u64>,
+    /// Live tunnels per tenant sent.
+    tenants: BTreeMap<String, u64>,
+}
+
+impl NodeEntry {
+    fn live(&self) -> u64 {
+        self.idle.len() as u64 + self.claiming + self.in_use
+    }
+
+    /// The oldest idle tunnel that `eligible` accepts, registered with `cluster` if given.
+    fn first_idle(
+        &self,
+        cluster: Option<&str>,
+        eligible: &impl Fn(ConnId) -> bool,
+    ) -> Option<ConnId> {
+        self.idle
+            .iter()
+            .filter(|(_, c)| cluster.is_none_or(|want| c.as_str() == want))
+            .map(|(&(_, conn), _)| conn)
+            .find(|&conn| eligible(conn))
+    }
+}
+
+#[derive(Debug, Default)]
+struct ClusterEntry {
+    /// Live tunnels per node registered with this cluster.
+    nodes: BTreeMap<String, u64>,
+    /// The node that served this cluster's last claim; the next claim starts after it.
+    cursor: Option<String>,
+}
+
+impl ClusterEntry {
+    fn live(&self) -> u64 {
+        self.nodes.values().sum()
+    }
+}
+
+/// The pool: see the module documentation.
+#[derive(Debug, Default)]
+pub(super) struct Pool {
+    nodes: BTreeMap<NodeKey, NodeEntry>,
+    clusters: BTreeMap<ClusterKey, ClusterEntry>,
+}
+
+fn inc(map: &mut BTreeMap<String, u64>, key: &str) {
+    *map.entry(key.to_owned()).or_default() += 1;
+}
+
+fn dec(map: &mut BTreeMap<String, u64>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+impl Pool {
+    /// A tunnel moves from `from` to `to` (`None` = not a live tunnel: handshaking, or gone).
+    pub fn transition(
+        &mut self,
+        conn: ConnId,
+        m: &Membership,
+        from: Option<Slot>,
+        to: Option<Slot>,
+    ) {
+        if from == to {
+            return;
+        }
+        let node = self.nodes.entry(m.key.clone()).or_default();
+        match from {
+            Some(Slot::Idle) => {
+                node.idle.remove(&(m.seq, conn));
+            }
+            Some(Slot::Claiming) => node.claiming = node.claiming.saturating_sub(1),
+            Some(Slot::InUse) => node.in_use = node.in_use.saturating_sub(1),
+            None => {}
+        }
+        match to {
+            Some(Slot::Idle) => {
+                node.idle.insert((m.seq, conn), m.cluster.clone());
+            }
+            Some(Slot::Claiming) => node.claiming += 1,
+            Some(Slot::InUse) => node.in_use += 1,
+            None => {}
+        }
+        let cluster_key = ClusterKey {
+            tenant: m.key.tenant.clone(),
+            cluster: m.cluster.clone(),
+        };
+        match (from.is_some(), to.is_some()) {
+            (false, true) => {
+                inc(&mut node.clusters, &m.cluster);
+                inc(&mut node.tenants, &m.tenant);
+                inc(
+                    &mut self.clusters.entry(cluster_key).or_default().nodes,
+                    &m.key.node,
+                );
+            }
+            (true, false) => {
+                dec(&mut node.clusters, &m.cluster);
+                dec(&mut node.tenants, &m.tenant);
+                if let Some(entry) = self.clusters.get_mut(&cluster_key) {
+                    dec(&mut entry.nodes, &m.key.node);
+                    if entry.nodes.is_empty() {
+                        self.clusters.remove(&cluster_key);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if self.nodes.get(&m.key).is_some_and(|n| n.live() == 0) {
+            self.nodes.remove(&m.key);
+        }
+    }
+
+    /// Live tunnels (idle, claiming, in use) of a node in a scope: what the per-node cap counts.
+    pub fn live(&self, key: &NodeKey) -> u64 {
+        self.nodes.get(key).map_or(0, NodeEntry::live)
+    }
+
+    /// The tunnel a claim for `target` in `scope` gets, if any: `target` as a cluster first (its nodes
+    /// round-robin from the one after the last served, skipping nodes with no eligible idle tunnel of
+    /// that cluster; the oldest eligible one of the node), then as a node (its oldest eligible idle
+    /// tunnel). Moves the cluster's cursor when a cluster serves.
+    pub fn pick(
+        &mut self,
+        scope: &str,
+        target: &str,
+        eligible: impl Fn(ConnId) -> bool,
+    ) -> Option<ConnId> {
+        let cluster_key = ClusterKey {
+            tenant: scope.to_owned(),
+            cluster: target.to_owned(),
+        };
+        if let Some(entry) = self.clusters.get_mut(&cluster_key) {
+            let order: Vec<&String> = match &entry.cursor {
+                Some(last) => entry
+                    .nodes
+                    .range::<String, _>((Bound::Excluded(last), Bound::Unbounded))
+                    .chain(entry.nodes.range::<String, _>(..=last))
+                    .map(|(node, _)| node)
+                    .collect(),
+                None => entry.nodes.keys().collect(),
+            };
+            let mut found = None;
+            for node in order {
+                let key = NodeKey {
+                    tenant: scope.to_owned(),
+                    node: node.clone(),
+                };
+                if let Some(conn) = self
+                    .nodes
+                    .get(&key)
+                    .and_then(|n| n.first_idle(Some(target), &eligible))
+                {
+                    found = Some((node.clone(), conn));
+                    break;
+                }
+            }
+            if let Some((node, conn)) = found {
+                entry.cursor = Some(node);
+                return Some(conn);
+            }
+        }
+        let key = NodeKey {
+            tenant: scope.to_owned(),
+            node: target.to_owned(),
+        };
+        self.nodes.get(&key)?.first_idle(None, &eligible)
+    }
+
+    /// Live tunnels per node key with any (the node gauges).
+    pub fn node_gauges(&self) -> impl Iterator<Item = (&NodeKey, u64)> {
+        self.nodes.iter().map(|(k, n)| (k, n.live()))
+    }
+
+    /// Live tunnels per cluster key with any (the cluster gauges).
+    pub fn cluster_gauges(&self) -> impl Iterator<Item = (&ClusterKey, u64)> {
+        self.clusters.iter().map(|(k, c)| (k, c.live()))
+    }
+
+    /// Idle tunnels of a node key, oldest first.
+    pub fn idle_of(&self, key: &NodeKey) -> Vec<ConnId> {
+        self.nodes
+            .get(key)
+            .map(|n| n.idle.keys().map(|&(_, conn)| conn).collect())
+            .unwrap_or_default()
+    }
+
+    /// One summary per node key, sorted by (scope tenant, node).
+    pub fn summaries(&self, isolation: bool) -> Vec<NodeSummary> {
+        self.nodes
+            .iter()
+            .map(|(key, n)| NodeSummary {
+                node: key.node.clone(),
+                tenant: if isolation {
+                    key.tenant.clone()
+                } else {
+                    n.tenants.keys().next().cloned().unwrap_or_default()
+                },
+                clusters: n.clusters.keys().cloned().collect(),
+                idle: n.idle.len() as u64,
+                claiming: n.claiming,
+                in_use: n.in_use,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,143 @@
+//! Per-connection state of the responder and its one timer.
+//!
+//! A connection is either a handshake in progress or a registered tunnel; a tunnel is idle (keepalive
+//! running), claiming (claim-marker mode: `RDATA` sent, waiting for the answer) or in use (handed out; a
+//! small record with no timer and no buffer). Each state has at most one deadline, so the per-connection
+//! timer table is a single slot whose purpose follows from the state ([`ConnTimer`]).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::auth::PeerTlsIdentity;
+use super::claim::ClaimId;
+use super::pool::{Membership, Slot};
+use crate::handshake::RequestParser;
+use crate::keepalive::{DataMode, ResponderClaim, ResponderKeepalive};
+
+/// A handshake in progress.
+#[derive(Debug)]
+pub(super) struct Handshake {
+    pub peer: SocketAddr,
+    pub tls: Option<PeerTlsIdentity>,
+    pub parser: RequestParser,
+    pub deadline: Instant,
+}
+
+/// A registered tunnel.
+#[derive(Debug)]
+pub(super) struct Tunnel {
+    pub membership: Membership,
+    pub mode: DataMode,
+    pub phase: Phase,
+}
+
+/// Where a registered tunnel stands.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// In the pool; the keepalive runs on the tunnel's own RNG (seeded from the machine's).
+    Idle {
+        keepalive: ResponderKeepalive,
+        rng: Box<ChaCha8Rng>,
+    },
+    /// Claim-marker mode: `RDATA` went out for `claim`; `reader` drops echoes up to the answer, which is
+    /// due by `deadline`.
+    Claiming {
+        claim: ClaimId,
+        reader: ResponderClaim,
+        deadline: Instant,
+    },
+    /// Handed out: the driver owns the socket until it reports the close.
+    InUse,
+}
+
+/// One connection the responder knows.
+#[derive(Debug)]
+pub(super) enum Conn {
+    Handshake(Handshake),
+    Tunnel(Tunnel),
+}
+
+/// The state of a connection, as the statistics see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ConnState {
+    Handshaking,
+    Idle,
+    Claiming,
+    InUse,
+}
+
+/// The purpose of a connection's timer, fixed by its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ConnTimer {
+    /// Handshaking: the handshake deadline.
+    Handshake,
+    /// Idle: the keepalive's next ping or echo deadline.
+    Keepalive,
+    /// Claiming: the deadline for the initiator's `RDATA`.
+    ClaimAnswer,
+}
+
+impl Conn {
+    pub fn state(&self) -> ConnState {
+        match self {
+            Self::Handshake(_) => ConnState::Handshaking,
+            Self::Tunnel(t) => match t.phase {
+                Phase::Idle { .. } => ConnState::Idle,
+                Phase::Claiming { .. } => ConnState::Claiming,
+                Phase::InUse => ConnState::InUse,
+            },
+        }
+    }
+
+    /// The tunnel's pool slot; `None` while handshaking.
+    pub fn slot(&self) -> Option<(&Membership, Slot)> {
+        match self {
+            Self::Handshake(_) => None,
+            Self::Tunnel(t) => Some((
+                &t.membership,
+                match t.phase {
+                    Phase::Idle { .. } => Slot::Idle,
+                    Phase::Claiming { .. } => Slot::Claiming,
+                    Phase::InUse => Slot::InUse,
+                },
+            )),
+        }
+    }
+
+    /// The connection's timer, if armed.
+    pub fn timer(&self) -> Option<(ConnTimer, Instant)> {
+        match self {
+            Self::Handshake(h) => Some((ConnTimer::Handshake, h.deadline)),
+            Self::Tunnel(t) => match &t.phase {
+                Phase::Idle { keepalive, .. } => keepalive
+                    .poll_timeout()
+                    .map(|at| (ConnTimer::Keepalive, at)),
+                Phase::Claiming { deadline, .. } => Some((ConnTimer::ClaimAnswer, *deadline)),
+                Phase::InUse => None,
+            },
+        }
+    }
+
+    /// The peer address of a handshake.
+    pub fn handshake_peer(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Handshake(h) => Some(h.peer),
+            Self::Tunnel(_) => None,
+        }
+    }
+
+    /// Whether the tunnel may be handed out now: idle, and in Envoy mode with no ping in flight (so no
+    /// echo can arrive after the hand-off).
+    pub fn claimable(&self) -> bool {
+        match self {
+            Self::Tunnel(Tunnel {
+                mode,
+                phase: Phase::Idle { keepalive, .. },
+                ..
+            }) => *mode == DataMode::ClaimMarker || !keepalive.ping_in_flight(),
+            _ => false,
+        }
+    }
+}
