@@ -1,0 +1,697 @@
+//! The simulation's own view of each machine: which connections it holds in which phase (from the commands,
+//! the events and what the simulation itself reported), and its counters recomputed from the event log.
+//! [`super::invariants`] compares the machines' `counts()` and `stats()` with the values derived here.
+//!
+//! Nothing here reads a machine's internals: the initiator view learns a tunnel's first `RPING` from the
+//! bytes the network delivered (the responder's `RPING` transmits are marked in the stream), which is how
+//! the `backoff` and `recovered` gauges can be recomputed without an event for "success".
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use revtun_core::command::ConnId;
+use revtun_core::initiator::stats as istats;
+use revtun_core::responder::ClaimId;
+use revtun_core::responder::stats::{HANDSHAKE_COUNTERS, HANDSHAKE_PREFIX};
+use revtun_core::stats::{StatKind, TunnelCounts};
+
+use super::net::PipeId;
+
+/// A statistic the view expects: its kind and value, or (for a cluster-level `connecting` gauge whose
+/// dials cannot be attributed yet) a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// Counter or gauge.
+    pub kind: StatKind,
+    /// Lowest acceptable value.
+    pub lo: u64,
+    /// Highest acceptable value.
+    pub hi: u64,
+}
+
+impl Expected {
+    fn exact(kind: StatKind, value: u64) -> Self {
+        Self {
+            kind,
+            lo: value,
+            hi: value,
+        }
+    }
+}
+
+/// Expected statistics: every name the machine must list (and nothing else), plus sums that must hold
+/// over several names. Names borrow from the view's name cache where they can.
+#[derive(Clone, Debug, Default)]
+pub struct ExpectedStats<'a> {
+    /// `(name, expectation)`, sorted by name ([`ExpectedStats::sort`]).
+    pub values: Vec<(Cow<'a, str>, Expected)>,
+    /// `(names, total)`: the machine's values of `names` must add up to `total`.
+    pub sums: Vec<(Vec<&'a str>, u64)>,
+}
+
+impl<'a> ExpectedStats<'a> {
+    fn push(&mut self, name: impl Into<Cow<'a, str>>, e: Expected) {
+        self.values.push((name.into(), e));
+    }
+
+    /// Sorts the values by name (the order of a [`StatsSnapshot`](revtun_core::stats::StatsSnapshot)).
+    pub fn sort(&mut self) {
+        self.values.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Initiator
+
+/// Phase of an initiator connection as the simulation sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IPhase {
+    /// `Dial` ordered, not answered yet.
+    Dialling,
+    /// Connected (`handle_connected` given), no `TunnelReady` yet.
+    Handshaking,
+    /// `TunnelReady` seen.
+    Idle,
+    /// `Claimed` seen: the echo service owns it.
+    InUse,
+}
+
+/// One connection an initiator holds.
+#[derive(Clone, Debug)]
+pub struct IConn {
+    /// Its target cluster, once known (a dial to a host listed in two target clusters is attributed by
+    /// the first event about it).
+    pub cluster: Option<String>,
+    /// The host dialled.
+    pub host: SocketAddr,
+    /// The responder that host is.
+    pub responder: usize,
+    /// Its phase.
+    pub phase: IPhase,
+    /// Its pipe once connected.
+    pub pipe: Option<PipeId>,
+    /// Its first `RPING` (or its claim) arrived.
+    pub pinged: bool,
+}
+
+/// The hosts of a target cluster: address and responder index.
+pub type Hosts = Vec<(SocketAddr, usize)>;
+
+/// One target cluster of an initiator, as the view needs it.
+#[derive(Clone, Debug)]
+pub struct PoolTarget {
+    /// The target cluster.
+    pub name: String,
+    /// Idle tunnels per host.
+    pub count: u32,
+    /// Its hosts.
+    pub hosts: Hosts,
+}
+
+/// One (target cluster, host) pool: its figures recomputed from the events.
+#[derive(Clone, Debug, Default)]
+pub struct PoolView {
+    /// Idle tunnels to keep.
+    pub count: u32,
+    /// End of the current backoff (`BackingOff` seen, not yet ended by the timer or a success).
+    pub backoff_until: Option<Duration>,
+    /// The last backoff ended in success.
+    pub recovered: bool,
+    /// A failure that backs off happened since the last success.
+    pub failed_since_success: bool,
+    /// `failed` counter.
+    pub failed: u64,
+    /// `cannot_connect` counter.
+    pub cannot_connect: u64,
+    /// `handshake_failed.<reason>` counters.
+    pub handshake_failed: BTreeMap<String, u64>,
+}
+
+/// The simulation's view of one initiator.
+#[derive(Clone, Debug)]
+pub struct InitiatorView {
+    /// Its stat prefix.
+    pub prefix: String,
+    /// Target clusters in config order, with the hosts (addr → responder) each resolves to.
+    pub clusters: Vec<(String, Hosts)>,
+    /// Live connections.
+    pub conns: BTreeMap<ConnId, IConn>,
+    /// Pools by (cluster, host).
+    pub pools: BTreeMap<(String, SocketAddr), PoolView>,
+    /// Cluster-level `cannot_connect` (no hosts, resolution failures).
+    pub cluster_cannot_connect: BTreeMap<String, u64>,
+    /// Connections ever dialled.
+    pub opened: u64,
+    /// Connections ever ended.
+    pub closed: u64,
+    /// Statistic names, formatted once.
+    names: StatNames,
+}
+
+impl InitiatorView {
+    /// The view of a fresh initiator with these target clusters.
+    pub fn new(prefix: &str, targets: &[PoolTarget]) -> Self {
+        let mut pools = BTreeMap::new();
+        for PoolTarget { name, count, hosts } in targets {
+            for (addr, _) in hosts {
+                pools.insert(
+                    (name.clone(), *addr),
+                    PoolView {
+                        count: *count,
+                        ..PoolView::default()
+                    },
+                );
+            }
+        }
+        let clusters: Vec<(String, Hosts)> = targets
+            .iter()
+            .map(|t| (t.name.clone(), t.hosts.clone()))
+            .collect();
+        Self {
+            prefix: prefix.to_owned(),
+            names: StatNames::new(prefix, &clusters),
+            clusters,
+            conns: BTreeMap::new(),
+            pools,
+            cluster_cannot_connect: BTreeMap::new(),
+            opened: 0,
+            closed: 0,
+        }
+    }
+
+    /// The clusters that list `host`.
+    pub fn clusters_of(&self, host: SocketAddr) -> Vec<&str> {
+        self.clusters
+            .iter()
+            .filter(|(_, hosts)| hosts.iter().any(|(a, _)| *a == host))
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
+    /// The pool of a connection, if its cluster is known.
+    pub fn pool_of(&mut self, conn: ConnId) -> Option<&mut PoolView> {
+        let c = self.conns.get(&conn)?;
+        let key = (c.cluster.clone()?, c.host);
+        self.pools.get_mut(&key)
+    }
+
+    /// Records that an event named `cluster` for `conn`; errors if it contradicts what is known.
+    pub fn attribute(
+        &mut self,
+        conn: ConnId,
+        cluster: &str,
+        host: SocketAddr,
+    ) -> Result<(), String> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Err(format!(
+                "event about {conn}, which the initiator does not hold"
+            ));
+        };
+        if c.host != host {
+            return Err(format!(
+                "{conn}: event says host {host}, it was dialled to {}",
+                c.host
+            ));
+        }
+        match &c.cluster {
+            Some(known) if known != cluster => Err(format!(
+                "{conn}: event says cluster {cluster}, it belongs to {known}"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                if !self.pools.contains_key(&(cluster.to_owned(), host)) {
+                    return Err(format!("{conn}: cluster {cluster} does not list {host}"));
+                }
+                c.cluster = Some(cluster.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    /// A success on `conn`'s pool (its first `RPING` or its claim): resets the backoff, sets `recovered`
+    /// if the pool had failed since its last success.
+    pub fn success(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if c.pinged {
+                return;
+            }
+            c.pinged = true;
+        }
+        if let Some(pool) = self.pool_of(conn) {
+            if pool.failed_since_success {
+                pool.recovered = true;
+            }
+            pool.failed_since_success = false;
+            pool.backoff_until = None;
+        }
+    }
+
+    /// A failed attempt on `cluster`/`host` that backs the pool off.
+    pub fn failure(&mut self, cluster: &str, host: SocketAddr) {
+        if let Some(pool) = self.pools.get_mut(&(cluster.to_owned(), host)) {
+            pool.failed_since_success = true;
+        }
+    }
+
+    /// The machine handled its timers at `now`: backoffs that ended by then are over. Returns whether one
+    /// ended.
+    pub fn timers_fired(&mut self, now: Duration) -> bool {
+        let mut ended = false;
+        for pool in self.pools.values_mut() {
+            if pool.backoff_until.is_some_and(|until| until <= now) {
+                pool.backoff_until = None;
+                ended = true;
+            }
+        }
+        ended
+    }
+
+    /// Removes an ended connection.
+    pub fn remove(&mut self, conn: ConnId) -> Option<IConn> {
+        let c = self.conns.remove(&conn)?;
+        self.closed += 1;
+        Some(c)
+    }
+
+    /// Tunnel counts as the machine must report them.
+    pub fn counts(&self) -> TunnelCounts {
+        let mut t = TunnelCounts {
+            opened: self.opened,
+            closed: self.closed,
+            ..TunnelCounts::default()
+        };
+        for c in self.conns.values() {
+            match c.phase {
+                IPhase::Dialling => t.connecting += 1,
+                IPhase::Handshaking => t.handshaking += 1,
+                IPhase::Idle => t.idle += 1,
+                IPhase::InUse => t.in_use += 1,
+            }
+        }
+        t
+    }
+
+    /// Idle tunnels of a pool.
+    pub fn idle(&self, cluster: &str, host: SocketAddr) -> u64 {
+        self.conns
+            .values()
+            .filter(|c| {
+                c.phase == IPhase::Idle && c.host == host && c.cluster.as_deref() == Some(cluster)
+            })
+            .count() as u64
+    }
+
+    /// The statistics the machine must show (DESIGN.md "Initiator statistics" and the initiator's
+    /// documented decisions: host-level names sum a host's pools; `backoff`/`recovered` are 1 if any pool
+    /// has them; the fixed `handshake_failed` reasons are listed at 0). Sorted by name.
+    pub fn expected_stats(&self) -> ExpectedStats<'_> {
+        use StatKind::{Counter, Gauge};
+        let names = &self.names;
+        let n_hosts = names.hosts.len();
+        // Phases per host (all clusters), per cluster, and unattributed dials per host.
+        let mut per_host = vec![[0u64; 4]; n_hosts];
+        let mut unattributed = vec![0u64; n_hosts];
+        let mut per_cluster = vec![[0u64; 4]; self.clusters.len()];
+        for c in self.conns.values() {
+            let Some(h) = names.host_index(c.host) else {
+                continue;
+            };
+            per_host[h][c.phase as usize] += 1;
+            match c
+                .cluster
+                .as_deref()
+                .and_then(|name| self.clusters.iter().position(|(n, _)| n == name))
+            {
+                Some(k) => per_cluster[k][c.phase as usize] += 1,
+                None => unattributed[h] += 1,
+            }
+        }
+        let mut out = ExpectedStats::default();
+        for (h, (host, host_names)) in names.hosts.iter().enumerate() {
+            let mut failed = 0;
+            let mut cannot_connect = 0;
+            let mut backoff = false;
+            let mut recovered = false;
+            let mut reasons = [0u64; FIXED_REASONS.len()];
+            let mut extra: BTreeMap<&str, u64> = BTreeMap::new();
+            for ((_, _), p) in self.pools.iter().filter(|((_, a), _)| a == host) {
+                failed += p.failed;
+                cannot_connect += p.cannot_connect;
+                backoff |= p.backoff_until.is_some();
+                recovered |= p.recovered;
+                for (reason, n) in &p.handshake_failed {
+                    match FIXED_REASONS.iter().position(|r| r == reason) {
+                        Some(k) => reasons[k] += n,
+                        None => *extra.entry(reason.as_str()).or_default() += n,
+                    }
+                }
+            }
+            let p = per_host[h];
+            let values = [
+                (Gauge, p[0] + p[1]),
+                (Gauge, p[2] + p[3]),
+                (Gauge, p[2]),
+                (Gauge, p[3]),
+                (Counter, failed),
+                (Counter, cannot_connect),
+                (Gauge, u64::from(backoff)),
+                (Gauge, u64::from(recovered)),
+                (Gauge, 0),
+                (Counter, reasons[0]),
+                (Counter, reasons[1]),
+                (Counter, reasons[2]),
+                (Counter, reasons[3]),
+            ];
+            for (name, (kind, value)) in host_names.iter().zip(values) {
+                out.push(name.as_str(), Expected::exact(kind, value));
+            }
+            for (reason, n) in extra {
+                out.push(
+                    format!(
+                        "{}.host.{host}.{}.{reason}",
+                        self.prefix,
+                        istats::HANDSHAKE_FAILED
+                    ),
+                    Expected::exact(Counter, n),
+                );
+            }
+        }
+        // Cluster level. Dials not yet attributed to a cluster make `connecting` a range; their total over
+        // the clusters is still exact.
+        let mut connecting_names = Vec::new();
+        let mut connecting_total = unattributed.iter().sum::<u64>();
+        for (k, ((cluster, hosts), cluster_names)) in
+            self.clusters.iter().zip(&names.clusters).enumerate()
+        {
+            let maybe: u64 = hosts
+                .iter()
+                .filter_map(|(a, _)| names.host_index(*a))
+                .map(|h| unattributed[h])
+                .sum();
+            let mut failed = 0;
+            let mut cannot_connect = self
+                .cluster_cannot_connect
+                .get(cluster)
+                .copied()
+                .unwrap_or(0);
+            let mut backoff = 0;
+            let mut recovered = 0;
+            for ((_, _), p) in self.pools.iter().filter(|((c, _), _)| c == cluster) {
+                failed += p.failed;
+                cannot_connect += p.cannot_connect;
+                backoff += u64::from(p.backoff_until.is_some());
+                recovered += u64::from(p.recovered);
+            }
+            let p = per_cluster[k];
+            let connecting = p[0] + p[1];
+            connecting_total += connecting;
+            connecting_names.push(cluster_names[0].as_str());
+            out.push(
+                cluster_names[0].as_str(),
+                Expected {
+                    kind: Gauge,
+                    lo: connecting,
+                    hi: connecting + maybe,
+                },
+            );
+            let values = [
+                (Gauge, p[2] + p[3]),
+                (Counter, failed),
+                (Counter, cannot_connect),
+                (Gauge, backoff),
+                (Gauge, recovered),
+                (Gauge, 0),
+            ];
+            for (name, (kind, value)) in cluster_names[1..].iter().zip(values) {
+                out.push(name.as_str(), Expected::exact(kind, value));
+            }
+        }
+        out.sums.push((connecting_names, connecting_total));
+        out.sort();
+        out
+    }
+}
+
+/// The `handshake_failed` reasons an initiator always lists.
+const FIXED_REASONS: [&str; 4] = ["closed", "malformed", "timeout", "tls"];
+
+/// Host-level statistic suffixes, in the order [`StatNames`] keeps them.
+fn host_states() -> [String; 13] {
+    let failed = |r: &str| format!("{}.{r}", istats::HANDSHAKE_FAILED);
+    [
+        istats::CONNECTING.to_owned(),
+        istats::CONNECTED.to_owned(),
+        istats::IDLE.to_owned(),
+        istats::IN_USE.to_owned(),
+        istats::FAILED.to_owned(),
+        istats::CANNOT_CONNECT.to_owned(),
+        istats::BACKOFF.to_owned(),
+        istats::RECOVERED.to_owned(),
+        istats::UNKNOWN.to_owned(),
+        failed(FIXED_REASONS[0]),
+        failed(FIXED_REASONS[1]),
+        failed(FIXED_REASONS[2]),
+        failed(FIXED_REASONS[3]),
+    ]
+}
+
+/// Cluster-level statistic suffixes, `connecting` first.
+const CLUSTER_STATES: [&str; 7] = [
+    istats::CONNECTING,
+    istats::CONNECTED,
+    istats::FAILED,
+    istats::CANNOT_CONNECT,
+    istats::BACKOFF,
+    istats::RECOVERED,
+    istats::UNKNOWN,
+];
+
+/// An initiator's statistic names, formatted once (its hosts never change in the simulation).
+#[derive(Clone, Debug, Default)]
+pub struct StatNames {
+    /// Per host (sorted by address): the names of [`host_states`].
+    hosts: Vec<(SocketAddr, Vec<String>)>,
+    /// Per target cluster (config order): the names of [`CLUSTER_STATES`].
+    clusters: Vec<Vec<String>>,
+}
+
+impl StatNames {
+    fn new(prefix: &str, clusters: &[(String, Hosts)]) -> Self {
+        let mut hosts: Vec<SocketAddr> = clusters
+            .iter()
+            .flat_map(|(_, hosts)| hosts.iter().map(|(a, _)| *a))
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        Self {
+            hosts: hosts
+                .into_iter()
+                .map(|h| {
+                    let names = host_states()
+                        .iter()
+                        .map(|state| format!("{prefix}.host.{h}.{state}"))
+                        .collect();
+                    (h, names)
+                })
+                .collect(),
+            clusters: clusters
+                .iter()
+                .map(|(c, _)| {
+                    CLUSTER_STATES
+                        .iter()
+                        .map(|state| format!("{prefix}.cluster.{c}.{state}"))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    fn host_index(&self, host: SocketAddr) -> Option<usize> {
+        self.hosts.iter().position(|(a, _)| *a == host)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Responder
+
+/// The identity a tunnel registered with.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Registration {
+    /// Node id.
+    pub node: String,
+    /// Cluster id.
+    pub cluster: String,
+    /// Tenant id.
+    pub tenant: String,
+}
+
+/// One connection a responder holds.
+#[derive(Clone, Debug)]
+pub struct RConn {
+    /// Its pipe.
+    pub pipe: PipeId,
+    /// The initiator at the other end.
+    pub initiator: usize,
+    /// `None` while handshaking; the identity once registered.
+    pub registered: Option<Registration>,
+    /// Handed out: the front door owns it.
+    pub in_use: bool,
+}
+
+/// A claim the front door made and that is not answered yet.
+#[derive(Clone, Debug)]
+pub struct ClaimView {
+    /// The id claimed (cluster or node).
+    pub target: String,
+    /// The tenant given.
+    pub tenant: Option<String>,
+    /// When it was made.
+    pub issued: Duration,
+    /// A claim of the final phase: it must be handed out and carry its data.
+    pub must_succeed: bool,
+}
+
+/// The simulation's view of one responder (one generation: a restart starts a new view).
+#[derive(Clone, Debug)]
+pub struct ResponderView {
+    /// Its stat prefix.
+    pub prefix: String,
+    /// Tenant isolation.
+    pub isolation: bool,
+    /// Live connections.
+    pub conns: BTreeMap<ConnId, RConn>,
+    /// Unanswered claims.
+    pub claims: BTreeMap<ClaimId, ClaimView>,
+    /// `reverse_tunnel.handshake.<name>` counters recomputed from the events.
+    pub handshake: BTreeMap<&'static str, u64>,
+    /// `claims.handed_out`.
+    pub handed_out: u64,
+    /// `claims.expired`.
+    pub expired: u64,
+    /// Connections ever accepted.
+    pub opened: u64,
+    /// Connections ever ended.
+    pub closed: u64,
+}
+
+impl ResponderView {
+    /// The view of a fresh responder.
+    pub fn new(prefix: &str, isolation: bool) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            isolation,
+            conns: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            handshake: HANDSHAKE_COUNTERS.iter().map(|&c| (c, 0)).collect(),
+            handed_out: 0,
+            expired: 0,
+            opened: 0,
+            closed: 0,
+        }
+    }
+
+    /// Counts one handshake outcome.
+    pub fn count_handshake(&mut self, counter: &str) -> Result<(), String> {
+        match self
+            .handshake
+            .iter_mut()
+            .find(|(name, _)| **name == counter)
+        {
+            Some((_, n)) => {
+                *n += 1;
+                Ok(())
+            }
+            None => Err(format!("unknown handshake counter {counter}")),
+        }
+    }
+
+    /// Removes an ended connection.
+    pub fn remove(&mut self, conn: ConnId) -> Option<RConn> {
+        let c = self.conns.remove(&conn)?;
+        self.closed += 1;
+        Some(c)
+    }
+
+    /// Tunnel counts as the machine must report them.
+    pub fn counts(&self) -> TunnelCounts {
+        let mut t = TunnelCounts {
+            opened: self.opened,
+            closed: self.closed,
+            ..TunnelCounts::default()
+        };
+        for c in self.conns.values() {
+            match (&c.registered, c.in_use) {
+                (None, _) => t.handshaking += 1,
+                (Some(_), false) => t.idle += 1,
+                (Some(_), true) => t.in_use += 1,
+            }
+        }
+        t
+    }
+
+    /// The statistics the machine must show (DESIGN.md "Responder statistics"; zero node and cluster
+    /// gauges are not listed).
+    pub fn expected_stats(&self) -> ExpectedStats<'_> {
+        use StatKind::{Counter, Gauge};
+        let mut out = ExpectedStats::default();
+        for (name, n) in &self.handshake {
+            out.push(
+                format!("{HANDSHAKE_PREFIX}.{name}"),
+                Expected::exact(Counter, *n),
+            );
+        }
+        let scope = |tenant: &str| {
+            if self.isolation {
+                format!("{}.tenants.{tenant}", self.prefix)
+            } else {
+                self.prefix.clone()
+            }
+        };
+        let mut nodes: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        let mut clusters: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for reg in self.conns.values().filter_map(|c| c.registered.as_ref()) {
+            let tenant = if self.isolation {
+                reg.tenant.as_str()
+            } else {
+                ""
+            };
+            *nodes.entry((tenant, reg.node.as_str())).or_default() += 1;
+            *clusters.entry((tenant, reg.cluster.as_str())).or_default() += 1;
+        }
+        let (n_nodes, n_clusters) = (nodes.len() as u64, clusters.len() as u64);
+        for ((tenant, node), n) in nodes {
+            out.push(
+                format!("{}.nodes.{node}", scope(tenant)),
+                Expected::exact(Gauge, n),
+            );
+        }
+        for ((tenant, cluster), n) in clusters {
+            out.push(
+                format!("{}.clusters.{cluster}", scope(tenant)),
+                Expected::exact(Gauge, n),
+            );
+        }
+        let p = &self.prefix;
+        out.push(format!("{p}.total_nodes"), Expected::exact(Gauge, n_nodes));
+        out.push(
+            format!("{p}.total_clusters"),
+            Expected::exact(Gauge, n_clusters),
+        );
+        out.push(
+            format!("{p}.claims.waiting"),
+            Expected::exact(Gauge, self.claims.len() as u64),
+        );
+        out.push(
+            format!("{p}.claims.handed_out"),
+            Expected::exact(Counter, self.handed_out),
+        );
+        out.push(
+            format!("{p}.claims.expired"),
+            Expected::exact(Counter, self.expired),
+        );
+        out.sort();
+        out
+    }
+}
