@@ -44,9 +44,11 @@ use super::view::{
 pub const MAX_STEPS: u64 = 400_000;
 /// Most consecutive steps at one instant (a machine asking to be woken at `now` again and again).
 pub const MAX_STEPS_AT_ONE_INSTANT: u64 = 1_000;
+/// Added to the steady window (one idle timeout plus one jittered ping interval).
+pub const STEADY_MARGIN: Duration = Duration::from_millis(100);
 /// How late a claim may be answered after its `claim_timeout`.
 pub const CLAIM_SLACK: Duration = Duration::from_millis(5);
-/// How long the final phase may take (claims, their data, and the pools refilled).
+/// How long the settling and the final phase may each take.
 pub const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(4);
 
 /// One initiator and the simulation's view of it.
@@ -116,7 +118,20 @@ pub enum Phase {
         /// The bound.
         deadline: Duration,
     },
-    /// Pools are full: final claims, each of which must carry its data, then the pools refill.
+    /// Pools are full; stale connections finish and pending claims end, until every tunnel is whole on
+    /// both sides ([`invariants::quiescent`]).
+    Settling {
+        /// When the phase began.
+        since: Duration,
+    },
+    /// A healthy network with full pools and no claims: nothing may happen but keepalives until `until`
+    /// (no event, no command: a tunnel that dies or is replaced here is a false positive of a liveness
+    /// check).
+    Steady {
+        /// When the phase ends.
+        until: Duration,
+    },
+    /// Final claims, each of which must carry its data; then the pools refill and the run is done.
     Final {
         /// When the phase began.
         since: Duration,
@@ -437,7 +452,10 @@ impl World {
         match self.phase {
             Phase::Faulty => consider(Some(self.quiet_at)),
             Phase::Restoring { deadline, .. } => consider(Some(deadline)),
-            Phase::Final { since } => consider(Some(since + FINAL_PHASE_LIMIT)),
+            Phase::Settling { since } | Phase::Final { since } => {
+                consider(Some(since + FINAL_PHASE_LIMIT));
+            }
+            Phase::Steady { until } => consider(Some(until)),
             Phase::Done => {}
         }
         next
@@ -445,6 +463,17 @@ impl World {
 
     // -----------------------------------------------------------------------------------------------------
     // Draining the machines
+
+    /// In the steady phase nothing but keepalives may happen: an event or command is a violation.
+    fn steady(&self, what: impl FnOnce() -> String) -> Result<(), Violation> {
+        match self.phase {
+            Phase::Steady { .. } => Err(format!(
+                "steady state broken (healthy network, full pools, no claims): {}",
+                what()
+            )),
+            _ => Ok(()),
+        }
+    }
 
     /// Drains initiator `i` completely: transmits, commands, events (STYLE.md §3 order).
     pub fn drain_initiator(&mut self, i: usize) -> Result<(), Violation> {
@@ -457,11 +486,13 @@ impl World {
             while let Some(c) = self.initiators[i].machine.poll_command() {
                 any = true;
                 self.initiators[i].dirty = true;
+                self.steady(|| format!("initiator {i}: {c:?}"))?;
                 self.initiator_command(i, c)?;
             }
             while let Some(e) = self.initiators[i].machine.poll_event() {
                 any = true;
                 self.initiators[i].dirty = true;
+                self.steady(|| format!("initiator {i}: {e:?}"))?;
                 self.initiator_event(i, e)?;
             }
             if !any {
@@ -805,6 +836,7 @@ impl World {
             {
                 any = true;
                 self.responders[r].dirty = true;
+                self.steady(|| format!("responder {r}: {c:?}"))?;
                 self.responder_command(r, c)?;
             }
             while let Some(e) = self.responders[r]
@@ -814,6 +846,7 @@ impl World {
             {
                 any = true;
                 self.responders[r].dirty = true;
+                self.steady(|| format!("responder {r}: {e:?}"))?;
                 self.responder_event(r, e)?;
             }
             if !any {
@@ -1916,8 +1949,7 @@ impl World {
                     self.report.restored_after = now - since;
                     self.log(format!("restored after {}", ms(now - since)));
                     invariants::check_all(self, true)?;
-                    self.schedule_final_claims(now);
-                    self.phase = Phase::Final { since: now };
+                    self.phase = Phase::Settling { since: now };
                 } else if now >= deadline {
                     return Err(format!(
                         "pools not full {} after the last fault healed (bound {}):{}",
@@ -1925,6 +1957,31 @@ impl World {
                         ms(deadline - since),
                         self.describe_pools()
                     ));
+                }
+            }
+            Phase::Settling { since } => {
+                let quiescent = invariants::quiescent(self);
+                if self.pools_full() && quiescent.is_ok() {
+                    let t = &self.scenario.timing;
+                    let until =
+                        now + t.idle_timeout + t.ping_interval.mul_f64(1.15) + STEADY_MARGIN;
+                    self.log(format!("settled: steady until {}", ms(until)));
+                    self.phase = Phase::Steady { until };
+                } else if now >= since + FINAL_PHASE_LIMIT {
+                    return Err(format!(
+                        "not settled {} after the pools were full: {:?}; pools:{}",
+                        ms(FINAL_PHASE_LIMIT),
+                        quiescent.err(),
+                        self.describe_pools()
+                    ));
+                }
+            }
+            Phase::Steady { until } => {
+                if now >= until {
+                    invariants::check_all(self, true)?;
+                    invariants::quiescent(self)?;
+                    self.schedule_final_claims(now);
+                    self.phase = Phase::Final { since: now };
                 }
             }
             Phase::Final { since } => {
