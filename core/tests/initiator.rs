@@ -445,8 +445,10 @@ fn one_outage_of_count_attempts_is_one_backoff_step() {
     let conns = dials(&net.take());
     net.now += ms(10);
     let start = net.now;
+    // The four attempts of one outage fail one after the other.
     for &c in &conns {
         net.connect_failed(c, ConnectFailure::Refused);
+        net.now += ms(20);
     }
     let out = net.take();
     let until = backoffs(&out);

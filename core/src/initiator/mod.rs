@@ -39,8 +39,8 @@
 //!   before its `Claimed`, and in claim-marker mode the `RDATA` answer before `Claimed`.
 //! - A failure's event comes before the `BackingOff` it causes; the `Close` of an ended connection is queued
 //!   before the `Dial` of its replacement.
-//! - [`set_hosts`](Initiator::set_hosts) closes removed hosts' connections (their `TunnelLost` events first),
-//!   then dials new and under-filled hosts in address order.
+//! - [`set_hosts`](Initiator::set_hosts) emits `CannotConnect` for an empty list, then closes removed hosts'
+//!   connections (their `TunnelLost` events), then dials new and under-filled hosts in address order.
 //!
 //! # Decisions where DESIGN.md is silent
 //! - **Pools.** The unit of `count`, backoff, `max_tunnels_per_host` and the host gauges is the pair
@@ -69,7 +69,8 @@
 //!   count one cluster-level `cannot_connect` and emit `CannotConnect`; a resolution failure keeps the
 //!   current hosts.
 //! - **Removed hosts** keep their statistics while in-use tunnels remain, then their counters fold into the
-//!   cluster's ([`stats`]). A host re-added before that continues with its pool (backoff included).
+//!   cluster's ([`stats`]). Removal ends a running backoff; a host re-added before its names went continues
+//!   with its pool (counters and backoff step kept) and is dialled at once.
 //! - **Shutdown** is final: backoffs end (gauge 0), nothing is dialled again, and later `set_hosts` calls
 //!   only record hosts and retire removed ones.
 
