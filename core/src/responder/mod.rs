@@ -17,6 +17,38 @@
 //!    wants no `handle_closed`), [`poll_event`](Responder::poll_event). Then re-read
 //!    [`poll_timeout`](Responder::poll_timeout): while output is queued it returns the latest `now`.
 //!
+//! ```
+//! use std::time::Instant;
+//! use revtun_core::command::Command;
+//! use revtun_core::handshake::{HandshakeRequest, DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH};
+//! use revtun_core::responder::{Responder, ResponderConfig, ResponderEvent};
+//!
+//! let now = Instant::now();
+//! let mut responder = Responder::new(ResponderConfig::default(), [0; 32], now)?;
+//! let conn = responder.handle_accepted("10.0.0.7:40000".parse()?, None, now);
+//! let request = HandshakeRequest {
+//!     method: DEFAULT_REQUEST_METHOD, path: DEFAULT_REQUEST_PATH, host: "10.0.0.1:9000".parse()?,
+//!     node: "edge-1", cluster: "edge", tenant: "", target_cluster: "upstream",
+//!     initiation_time_ms: 0, upgrade: false, offer_claim_marker: false, extra_headers: &[],
+//! };
+//! responder.handle_input(conn, &request.to_bytes(), now);
+//! let claim = responder.claim("edge", None, now);
+//!
+//! let response = responder.poll_transmit().expect("the 200");
+//! assert_eq!(&response.data[..], b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+//! assert!(responder.poll_command().is_none());
+//! assert!(matches!(responder.poll_event(), Some(ResponderEvent::Registered { .. })));
+//! match responder.poll_event() {
+//!     Some(ResponderEvent::HandedOut { claim: c, conn: tunnel, .. }) => {
+//!         assert_eq!((c, tunnel), (claim, conn)); // the driver now owns the socket
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! responder.handle_closed(conn, now); // later: the data leg ended
+//! assert!(responder.counts().is_balanced());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Event order
 //! Within one call, outputs are queued in the order things happen, and per connection:
 //! - A handshake ends in exactly one of: [`ResponderEvent::Registered`] (its success response is the

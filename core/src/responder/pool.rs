@@ -264,6 +264,7 @@ impl Pool {
     }
 
     /// Idle tunnels of a node key, oldest first.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn idle_of(&self, key: &NodeKey) -> Vec<ConnId> {
         self.nodes
             .get(key)
@@ -288,5 +289,75 @@ impl Pool {
                 in_use: n.in_use,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(tenant: &str, node: &str, cluster: &str, seq: u64) -> Membership {
+        Membership {
+            key: NodeKey {
+                tenant: tenant.into(),
+                node: node.into(),
+            },
+            cluster: cluster.into(),
+            tenant: tenant.into(),
+            seq,
+        }
+    }
+
+    #[test]
+    fn tallies_follow_transitions_and_vanish_at_zero() {
+        let mut pool = Pool::default();
+        let m = member("", "n", "c", 0);
+        pool.transition(ConnId(1), &m, None, Some(Slot::Idle));
+        pool.transition(ConnId(1), &m, Some(Slot::Idle), Some(Slot::Claiming));
+        assert_eq!(pool.live(&m.key), 1);
+        assert_eq!(pool.idle_of(&m.key), vec![]);
+        pool.transition(ConnId(1), &m, Some(Slot::Claiming), Some(Slot::InUse));
+        assert_eq!(pool.summaries(false)[0].in_use, 1);
+        pool.transition(ConnId(1), &m, Some(Slot::InUse), None);
+        assert_eq!(pool.live(&m.key), 0);
+        assert_eq!(pool.node_gauges().count(), 0);
+        assert_eq!(pool.cluster_gauges().count(), 0);
+    }
+
+    #[test]
+    fn round_robin_wraps_and_keeps_its_cursor_while_the_cluster_lives() {
+        let mut pool = Pool::default();
+        for (i, node) in ["a", "b", "c"].iter().enumerate() {
+            for j in 0..2 {
+                let seq = (i * 2 + j) as u64;
+                pool.transition(
+                    ConnId(seq),
+                    &member("", node, "cl", seq),
+                    None,
+                    Some(Slot::Idle),
+                );
+            }
+        }
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            let conn = pool.pick("", "cl", |_| true).expect("idle left");
+            let seq = conn.0;
+            let node = ["a", "b", "c"][(seq / 2) as usize];
+            pool.transition(
+                conn,
+                &member("", node, "cl", seq),
+                Some(Slot::Idle),
+                Some(Slot::InUse),
+            );
+            got.push(conn.0);
+        }
+        assert_eq!(got, vec![0, 2, 4, 1, 3, 5]);
+        assert_eq!(pool.pick("", "cl", |_| true), None);
+        // Eligibility filters: nothing eligible, nothing picked, cursor unchanged.
+        pool.transition(ConnId(9), &member("", "a", "cl", 9), None, Some(Slot::Idle));
+        assert_eq!(pool.pick("", "cl", |_| false), None);
+        assert_eq!(pool.pick("", "a", |_| true), Some(ConnId(9)));
+        // Another scope sees nothing.
+        assert_eq!(pool.pick("t", "cl", |_| true), None);
     }
 }

@@ -55,7 +55,35 @@ impl Timers {
     }
 
     /// Number of armed deadlines.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn len(&self) -> usize {
         self.at.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn one_slot_per_key_and_min_first() {
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut timers = Timers::default();
+        timers.set(TimerKey::Conn(ConnId(1)), Some(at(30)));
+        timers.set(TimerKey::Claim(ClaimId(1)), Some(at(20)));
+        timers.set(TimerKey::Conn(ConnId(1)), Some(at(10)));
+        assert_eq!(timers.len(), 2);
+        assert_eq!(timers.first(), Some(at(10)));
+        assert_eq!(
+            timers.due(at(20)),
+            vec![TimerKey::Conn(ConnId(1)), TimerKey::Claim(ClaimId(1))]
+        );
+        timers.set(TimerKey::Conn(ConnId(1)), None);
+        assert_eq!(timers.due(at(15)), vec![]);
+        assert_eq!(timers.first(), Some(at(20)));
     }
 }
