@@ -43,6 +43,14 @@ pub fn check_all(world: &mut World, full: bool) -> Result<(), Violation> {
         if full || slot.dirty {
             slot.dirty = false;
             check_pools(i, &slot.view)?;
+            for host in slot.view.pools.keys().map(|(_, h)| *h) {
+                let (got, want) = (slot.machine.host_counts(host), slot.view.host_counts(host));
+                if got != want {
+                    return Err(format!(
+                        "initiator {i}: host_counts({host}) = {got:?}, the simulation sees {want:?}"
+                    ));
+                }
+            }
             let stats = slot.machine.stats();
             compare(
                 &format!("initiator {i}"),
@@ -68,6 +76,19 @@ pub fn check_all(world: &mut World, full: bool) -> Result<(), Violation> {
         }
         if full || slot.dirty {
             slot.dirty = false;
+            let (got, want) = (machine.nodes(), slot.view.nodes());
+            if got != want {
+                return Err(format!(
+                    "responder {r}: nodes() = {got:?}, the simulation sees {want:?}"
+                ));
+            }
+            let pending = machine.pending_handshakes();
+            if pending != slot.view.pending_handshakes() {
+                return Err(format!(
+                    "responder {r}: pending_handshakes() = {pending}, the simulation sees {}",
+                    slot.view.pending_handshakes()
+                ));
+            }
             let stats = machine.stats();
             compare(
                 &format!("responder {r}"),

@@ -7,14 +7,14 @@
 //! the `backoff` and `recovered` gauges can be recomputed without an event for "success".
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use revtun_core::command::ConnId;
 use revtun_core::initiator::stats as istats;
-use revtun_core::responder::ClaimId;
 use revtun_core::responder::stats::{HANDSHAKE_COUNTERS, HANDSHAKE_PREFIX};
+use revtun_core::responder::{ClaimId, NodeSummary};
 use revtun_core::stats::{StatKind, TunnelCounts};
 
 use super::net::PipeId;
@@ -146,6 +146,8 @@ pub struct InitiatorView {
     pub opened: u64,
     /// Connections ever ended.
     pub closed: u64,
+    /// Connections ever dialled and ended, per host.
+    pub host_lifetime: BTreeMap<SocketAddr, (u64, u64)>,
     /// Statistic names, formatted once.
     names: StatNames,
 }
@@ -178,7 +180,38 @@ impl InitiatorView {
             cluster_cannot_connect: BTreeMap::new(),
             opened: 0,
             closed: 0,
+            host_lifetime: BTreeMap::new(),
         }
+    }
+
+    /// Records a new connection (a dial).
+    pub fn open(&mut self, conn: ConnId, c: IConn) {
+        self.opened += 1;
+        self.host_lifetime.entry(c.host).or_default().0 += 1;
+        self.conns.insert(conn, c);
+    }
+
+    /// [`TunnelCounts`] of one host, as [`Initiator::host_counts`](revtun_core::initiator::Initiator)
+    /// reports them (summed over its pools; `None` for a host no pool lists).
+    pub fn host_counts(&self, host: SocketAddr) -> Option<TunnelCounts> {
+        if !self.pools.keys().any(|(_, h)| *h == host) {
+            return None;
+        }
+        let (opened, closed) = self.host_lifetime.get(&host).copied().unwrap_or_default();
+        let mut t = TunnelCounts {
+            opened,
+            closed,
+            ..TunnelCounts::default()
+        };
+        for c in self.conns.values().filter(|c| c.host == host) {
+            match c.phase {
+                IPhase::Dialling => t.connecting += 1,
+                IPhase::Handshaking => t.handshaking += 1,
+                IPhase::Idle => t.idle += 1,
+                IPhase::InUse => t.in_use += 1,
+            }
+        }
+        Some(t)
     }
 
     /// The clusters that list `host`.
@@ -272,6 +305,7 @@ impl InitiatorView {
     pub fn remove(&mut self, conn: ConnId) -> Option<IConn> {
         let c = self.conns.remove(&conn)?;
         self.closed += 1;
+        self.host_lifetime.entry(c.host).or_default().1 += 1;
         Some(c)
     }
 
@@ -536,6 +570,8 @@ pub struct RConn {
     pub initiator: usize,
     /// `None` while handshaking; the identity once registered.
     pub registered: Option<Registration>,
+    /// Sent `RDATA` (claim-marker mode) and not handed out yet.
+    pub claiming: bool,
     /// Handed out: the front door owns it.
     pub in_use: bool,
 }
@@ -612,6 +648,64 @@ impl ResponderView {
         let c = self.conns.remove(&conn)?;
         self.closed += 1;
         Some(c)
+    }
+
+    /// Handshakes in progress.
+    pub fn pending_handshakes(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| c.registered.is_none())
+            .count()
+    }
+
+    /// The `/reverse_connections` summaries the machine must give: per node (per tenant under isolation),
+    /// sorted by (scope tenant, node), with the tenant its tunnels sent (the first, alphabetically, without
+    /// isolation), its clusters, and its idle, claiming and in-use tunnels.
+    pub fn nodes(&self) -> Vec<NodeSummary> {
+        #[derive(Default)]
+        struct Tally<'a> {
+            tenants: BTreeSet<&'a str>,
+            clusters: BTreeSet<&'a str>,
+            idle: u64,
+            claiming: u64,
+            in_use: u64,
+        }
+        let mut by_key: BTreeMap<(&str, &str), Tally<'_>> = BTreeMap::new();
+        for c in self.conns.values() {
+            let Some(reg) = &c.registered else {
+                continue;
+            };
+            let scope = if self.isolation {
+                reg.tenant.as_str()
+            } else {
+                ""
+            };
+            let t = by_key.entry((scope, reg.node.as_str())).or_default();
+            t.tenants.insert(reg.tenant.as_str());
+            t.clusters.insert(reg.cluster.as_str());
+            if c.in_use {
+                t.in_use += 1;
+            } else if c.claiming {
+                t.claiming += 1;
+            } else {
+                t.idle += 1;
+            }
+        }
+        by_key
+            .into_iter()
+            .map(|((_, node), t)| NodeSummary {
+                node: node.to_owned(),
+                tenant: t
+                    .tenants
+                    .first()
+                    .map(|s| (*s).to_owned())
+                    .unwrap_or_default(),
+                clusters: t.clusters.into_iter().map(str::to_owned).collect(),
+                idle: t.idle,
+                claiming: t.claiming,
+                in_use: t.in_use,
+            })
+            .collect()
     }
 
     /// Tunnel counts as the machine must report them.

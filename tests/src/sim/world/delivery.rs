@@ -64,6 +64,7 @@ impl World {
                     pipe,
                     initiator: i,
                     registered: None,
+                    claiming: false,
                     in_use: false,
                 },
             );

@@ -101,7 +101,7 @@ impl World {
                     ));
                 }
                 let cluster = (clusters.len() == 1).then(|| clusters[0].to_owned());
-                view.conns.insert(
+                view.open(
                     conn,
                     IConn {
                         cluster,
@@ -112,7 +112,6 @@ impl World {
                         pinged: false,
                     },
                 );
-                view.opened += 1;
                 let max = self.scenario.timing.max_latency.as_micros() as u64;
                 let latency = Duration::from_micros(self.rng_latency.range(1_000, max.max(1_000)));
                 self.dials.insert(

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use revtun_core::command::{Command, ConnId};
-use revtun_core::keepalive::RPING;
+use revtun_core::keepalive::{RDATA, RPING};
 use revtun_core::responder::{LostReason as RLost, RejectReason, Responder, ResponderEvent};
 
 use super::{CLAIM_SLACK, Violation, World};
@@ -78,10 +78,33 @@ impl World {
             .net
             .pipe(pipe)
             .map_or(0, |p| p.written_toward(End::Initiator));
-        let is_pings = registered
-            && !data.is_empty()
+        // A transmit is the handshake response, pings, or (claim-marker mode) one RDATA after which nothing
+        // follows. The response and RDATA of a claim that was waiting come in one drain, before the
+        // `Registered` event: a transmit of exactly `RDATA` or `RPING`s is never a response.
+        let is_pings = !data.is_empty()
             && data.len() % RPING.len() == 0
             && data.chunks(RPING.len()).all(|c| c == RPING);
+        let claim_marker = self.scenario.claim_marker_mode(c.initiator, r);
+        if c.claiming {
+            return Err(format!(
+                "responder {r}: transmit of {data:?} on {conn} after its RDATA"
+            ));
+        }
+        if data[..] == RDATA[..] && claim_marker {
+            if let Some(c) = self.responders[r].view.conns.get_mut(&conn) {
+                c.claiming = true;
+            }
+            self.responders[r].dirty = true;
+        } else if registered && !is_pings {
+            return Err(format!(
+                "responder {r}: {} tunnel {conn} sent {data:?} while idle",
+                if claim_marker {
+                    "claim-marker"
+                } else {
+                    "Envoy-mode"
+                }
+            ));
+        }
         let len = data.len() as u64;
         self.net
             .write(pipe, End::Responder, data, now)
