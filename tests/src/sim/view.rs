@@ -94,6 +94,9 @@ pub struct IConn {
     pub pipe: Option<PipeId>,
     /// Its first `RPING` (or its claim) arrived.
     pub pinged: bool,
+    /// Its first `RPING` arrived before the view knew its cluster: the pool's success is applied when an
+    /// event names the cluster.
+    pub success_pending: bool,
 }
 
 /// The hosts of a target cluster: address and responder index.
@@ -258,6 +261,9 @@ impl InitiatorView {
                     return Err(format!("{conn}: cluster {cluster} does not list {host}"));
                 }
                 c.cluster = Some(cluster.to_owned());
+                if std::mem::take(&mut c.success_pending) {
+                    self.pool_success(conn);
+                }
                 Ok(())
             }
         }
@@ -266,12 +272,23 @@ impl InitiatorView {
     /// A success on `conn`'s pool (its first `RPING` or its claim): resets the backoff, sets `recovered`
     /// if the pool had failed since its last success.
     pub fn success(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            if c.pinged {
-                return;
-            }
-            c.pinged = true;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.pinged {
+            return;
         }
+        c.pinged = true;
+        if c.cluster.is_none() {
+            // The response and the first RPING came in one read on a dial to a host listed in two target
+            // clusters: `TunnelReady`, drained next, names the pool.
+            c.success_pending = true;
+            return;
+        }
+        self.pool_success(conn);
+    }
+
+    fn pool_success(&mut self, conn: ConnId) {
         if let Some(pool) = self.pool_of(conn) {
             if pool.failed_since_success {
                 pool.recovered = true;

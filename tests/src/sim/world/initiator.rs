@@ -110,6 +110,7 @@ impl World {
                         phase: IPhase::Dialling,
                         pipe: None,
                         pinged: false,
+                        success_pending: false,
                     },
                 );
                 let max = self.scenario.timing.max_latency.as_micros() as u64;
