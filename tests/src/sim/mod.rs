@@ -32,11 +32,18 @@
 //! 1. **Faulty phase** until the last fault healed: faults and random claims (some cancelled).
 //! 2. **Restoring**: no more claims; every initiator must have `count` idle tunnels per host (all hosts
 //!    are reachable again) within [`restore_bound`] of the moment the last fault healed.
-//! 3. **Final**: each initiator's node (or cluster) is claimed 1–2 times in its tenant; each claim must be
-//!    handed out and its data leg must complete; then the pools must be full again and every tunnel whole
-//!    on both sides ([`invariants::quiescent`]).
+//! 3. **Settling**: stale connections finish and pending claims end, until every tunnel is whole on both
+//!    sides ([`invariants::quiescent`]).
+//! 4. **Steady**: one idle timeout plus one ping interval on a healthy network with full pools and no
+//!    claims, during which no machine may emit any event or command (no tunnel dies or is replaced: no
+//!    false positive of either side's liveness checks).
+//! 5. **Final**: each initiator's node (or cluster) is claimed 1–2 times in its tenant; each claim must be
+//!    handed out and its data leg must complete; then the pools must be full again and quiescent.
 //!
 //! # Invariants (checked after every step; a violation fails the run with its seed)
+//! Statistics snapshots are compared after every step for each machine that did anything in it that can
+//! move a statistic, and for all machines at every phase change ([`invariants::check_all`]); everything
+//! else is checked for all machines after every step, or where it happens.
 //! - no panic (the test harness catches one and names the seed);
 //! - every machine's `counts().is_balanced()`, and `counts()` equals the simulation's own view;
 //! - every gauge in `stats()` equals the value recomputed from the simulation's view of the connections
@@ -45,7 +52,12 @@
 //!   `total_*`, `claims.waiting`), every counter the count recomputed from the event log (`failed`,
 //!   `cannot_connect`, `handshake_failed.<reason>`, `reverse_tunnel.handshake.*`, `claims.*`), the
 //!   machine lists no other name, and counters never decrease;
-//! - initiator pools never have more than `count` tunnels being established (nor idle + establishing);
+//! - `host_counts()` (initiator), `nodes()` and `pending_handshakes()` (responder) equal the view;
+//! - initiator pools are topped up at once and never beyond: idle + establishing ≤ `count`, and `= count`
+//!   whenever the pool is not backing off (a claimed, lost or failed tunnel is replaced in the same call);
+//! - a responder sends only its handshake response, then `RPING`s, then (claim-marker mode) one `RDATA`
+//!   and nothing after it; a lost tunnel's `failed_attempt` is true exactly when its first `RPING` had not
+//!   arrived;
 //! - every byte written into a claimed tunnel arrives once, in order, unmodified, on the other side
 //!   (claim-marker mode with arbitrary payloads, also ones starting with `RPING`/`RDATA`; Envoy mode with
 //!   payloads that do not start with a prefix of `RPING`);
@@ -57,7 +69,8 @@
 //!   ends is closed by its command or was reported closed; `handle_closed` always ends the connection;
 //! - after `handle_timeout(now)` `poll_timeout` is later than `now` (no spin); a spurious
 //!   `handle_timeout` (nothing due) changes nothing: no output, same `poll_timeout`, same statistics;
-//! - the pools are restored within [`restore_bound`]; final claims succeed;
+//! - the pools are restored within [`restore_bound`]; nothing happens in the steady phase; final claims
+//!   succeed;
 //! - same seed ⇒ identical trace: the hash of the event log ([`trace`]).
 
 pub mod apps;
