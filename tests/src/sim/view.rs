@@ -380,6 +380,8 @@ impl InitiatorView {
             }
         }
         let mut out = ExpectedStats::default();
+        out.values.reserve(names.order.len());
+        let mut extras = Vec::new();
         for (h, (host, host_names)) in names.hosts.iter().enumerate() {
             let mut failed = 0;
             let mut cannot_connect = 0;
@@ -419,14 +421,14 @@ impl InitiatorView {
                 out.push(name.as_str(), Expected::exact(kind, value));
             }
             for (reason, n) in extra {
-                out.push(
-                    format!(
+                extras.push((
+                    Cow::Owned(format!(
                         "{}.host.{host}.{}.{reason}",
                         self.prefix,
                         istats::HANDSHAKE_FAILED
-                    ),
+                    )),
                     Expected::exact(Counter, n),
-                );
+                ));
             }
         }
         // Cluster level. Dials not yet attributed to a cluster make `connecting` a range; their total over
@@ -480,7 +482,14 @@ impl InitiatorView {
             }
         }
         out.sums.push((connecting_names, connecting_total));
-        out.sort();
+        // The fixed names were pushed in the cache's order: put them in name order with the cached
+        // permutation, and sort only when `http_<code>` reasons came along.
+        let fixed = std::mem::take(&mut out.values);
+        out.values = names.order.iter().map(|&k| fixed[k].clone()).collect();
+        if !extras.is_empty() {
+            out.values.extend(extras);
+            out.sort();
+        }
         out
     }
 }
@@ -526,6 +535,8 @@ pub struct StatNames {
     hosts: Vec<(SocketAddr, Vec<String>)>,
     /// Per target cluster (config order): the names of [`CLUSTER_STATES`].
     clusters: Vec<Vec<String>>,
+    /// The positions of all names above (hosts first, then clusters, in that order), sorted by name.
+    order: Vec<usize>,
 }
 
 impl StatNames {
@@ -536,7 +547,7 @@ impl StatNames {
             .collect();
         hosts.sort_unstable();
         hosts.dedup();
-        Self {
+        let mut names = Self {
             hosts: hosts
                 .into_iter()
                 .map(|h| {
@@ -556,7 +567,18 @@ impl StatNames {
                         .collect()
                 })
                 .collect(),
-        }
+            order: Vec::new(),
+        };
+        let flat: Vec<&String> = names
+            .hosts
+            .iter()
+            .flat_map(|(_, n)| n.iter())
+            .chain(names.clusters.iter().flatten())
+            .collect();
+        let mut order: Vec<usize> = (0..flat.len()).collect();
+        order.sort_by(|&a, &b| flat[a].cmp(flat[b]));
+        names.order = order;
+        names
     }
 
     fn host_index(&self, host: SocketAddr) -> Option<usize> {

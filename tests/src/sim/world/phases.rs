@@ -80,8 +80,12 @@ impl World {
                 }
             }
             Phase::Settling { since } => {
-                let quiescent = invariants::quiescent(self);
-                if self.pools_full() && quiescent.is_ok() {
+                let quiescent = if self.pools_full() {
+                    invariants::quiescent(self)
+                } else {
+                    Err("pools not full".to_owned())
+                };
+                if quiescent.is_ok() {
                     let t = &self.scenario.timing;
                     let until =
                         now + t.idle_timeout + t.ping_interval.mul_f64(1.15) + STEADY_MARGIN;
@@ -111,8 +115,12 @@ impl World {
                         .iter()
                         .all(|r| r.view.claims.values().all(|c| !c.must_succeed))
                     && self.legs.values().all(|l| !l.must_succeed);
-                let quiescent = invariants::quiescent(self);
-                if claims_done && self.pools_full() && quiescent.is_ok() {
+                let quiescent = if claims_done && self.pools_full() {
+                    invariants::quiescent(self)
+                } else {
+                    Err("final claims or pools not done".to_owned())
+                };
+                if quiescent.is_ok() {
                     invariants::check_all(self, true)?;
                     self.log("done");
                     self.phase = Phase::Done;
