@@ -34,7 +34,7 @@
 //!    are reachable again) within [`restore_bound`] of the moment the last fault healed.
 //! 3. **Settling**: stale connections finish and pending claims end, until every tunnel is whole on both
 //!    sides ([`invariants::quiescent`]).
-//! 4. **Steady**: one idle timeout plus one ping interval on a healthy network with full pools and no
+//! 4. **Steady**: one idle timeout (plus 100 ms) on a healthy network with full pools and no
 //!    claims, during which no machine may emit any event or command (no tunnel dies or is replaced: no
 //!    false positive of either side's liveness checks).
 //! 5. **Final**: each initiator's node (or cluster) is claimed 1–2 times in its tenant; each claim must be

@@ -36,7 +36,10 @@ use super::view::{InitiatorView, PoolTarget, ResponderView};
 pub const MAX_STEPS: u64 = 400_000;
 /// Most consecutive steps at one instant (a machine asking to be woken at `now` again and again).
 pub const MAX_STEPS_AT_ONE_INSTANT: u64 = 1_000;
-/// Added to the steady window (one idle timeout plus one jittered ping interval).
+/// Added to the steady window. The window is one idle timeout plus this: every false positive shows within
+/// it. The initiator's idle timer was last armed before the window began, and the responder's keepalive
+/// declares a tunnel dead within a jittered interval plus `threshold` echo timeouts (at most
+/// `1.15 · I + 1.5 · I`), which is less than the idle timeout (`3.45 · I + 150 ms`).
 pub const STEADY_MARGIN: Duration = Duration::from_millis(100);
 /// How late a claim may be answered after its `claim_timeout`.
 pub const CLAIM_SLACK: Duration = Duration::from_millis(5);
@@ -118,7 +121,7 @@ pub enum Phase {
     },
     /// A healthy network with full pools and no claims: nothing may happen but keepalives until `until`
     /// (no event, no command: a tunnel that dies or is replaced here is a false positive of a liveness
-    /// check).
+    /// check). See [`STEADY_MARGIN`].
     Steady {
         /// When the phase ends.
         until: Duration,

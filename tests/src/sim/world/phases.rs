@@ -87,8 +87,7 @@ impl World {
                 };
                 if quiescent.is_ok() {
                     let t = &self.scenario.timing;
-                    let until =
-                        now + t.idle_timeout + t.ping_interval.mul_f64(1.15) + STEADY_MARGIN;
+                    let until = now + t.idle_timeout + STEADY_MARGIN;
                     self.log(format!("settled: steady until {}", ms(until)));
                     self.phase = Phase::Steady { until };
                 } else if now >= since + FINAL_PHASE_LIMIT {
