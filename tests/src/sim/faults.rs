@@ -39,6 +39,16 @@ pub enum FaultKind {
         /// The responder.
         responder: usize,
     },
+    /// The initiator's (only) target cluster resolves to other hosts for `duration` (`set_hosts`): the
+    /// responders whose bit is set in `hosts` (none at all is allowed: "no hosts"). Removed hosts' dials,
+    /// handshakes and idle tunnels are closed at once, their in-use tunnels finish; added hosts are dialled
+    /// at once. When it heals the original hosts come back.
+    Rehome {
+        /// The initiator.
+        initiator: usize,
+        /// Bit `r` set: responder `r` is a host.
+        hosts: u8,
+    },
 }
 
 /// A fault with its start time and how long it lasts (0 for a reset).
@@ -83,7 +93,8 @@ impl FaultSchedule {
 
     /// Draws 0–`max_faults` faults within `[start, phase_end]`. `pairs` are the (initiator, responder)
     /// pairs that have tunnels (partitions and slow windows only make sense there); `responders` is how
-    /// many responders there are.
+    /// many responders there are; `rehomable` the initiators whose host set may change (those with one
+    /// target cluster, so every dial names its pool).
     pub fn random(
         rng: &mut SimRng,
         max_faults: u64,
@@ -91,11 +102,22 @@ impl FaultSchedule {
         phase_end: Duration,
         pairs: &[(usize, usize)],
         responders: usize,
+        rehomable: &[usize],
     ) -> Self {
         let n = rng.range(0, max_faults);
         let mut faults = Vec::new();
         for _ in 0..n {
             let at = rng.duration(start, phase_end);
+            if !rehomable.is_empty() && rng.chance(1, 8) {
+                let initiator = rehomable[rng.index(rehomable.len())];
+                let hosts = rng.below(1 << responders.min(8)) as u8;
+                faults.push(Fault {
+                    at,
+                    duration: rng.millis(100, 2_000),
+                    kind: FaultKind::Rehome { initiator, hosts },
+                });
+                continue;
+            }
             let (duration, kind) = match rng.below(10) {
                 0..=2 => (Duration::ZERO, FaultKind::Reset),
                 3..=4 if responders > 0 => (
@@ -153,12 +175,17 @@ mod tests {
                 Duration::from_secs(3),
                 &[(0, 0), (1, 2)],
                 3,
+                &[1],
             );
             assert!(s.faults.windows(2).all(|w| w[0].at <= w[1].at));
             for f in &s.faults {
                 assert!(f.at >= Duration::from_millis(100) && f.at <= Duration::from_secs(3));
-                if let FaultKind::Restart { responder } = f.kind {
-                    assert!(responder < 3 && f.duration <= MAX_DOWNTIME);
+                match f.kind {
+                    FaultKind::Restart { responder } => {
+                        assert!(responder < 3 && f.duration <= MAX_DOWNTIME);
+                    }
+                    FaultKind::Rehome { initiator, hosts } => assert!(initiator == 1 && hosts < 8),
+                    _ => {}
                 }
             }
         }

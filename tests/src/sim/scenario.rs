@@ -245,6 +245,9 @@ impl Scenario {
     ) -> Self {
         let pairs = pairs(&initiators);
         let phase_end = rng.millis(300, 3_000);
+        let rehomable: Vec<usize> = (0..initiators.len())
+            .filter(|&i| initiators[i].targets.len() == 1)
+            .collect();
         let faults = FaultSchedule::random(
             &mut rng,
             6,
@@ -252,6 +255,7 @@ impl Scenario {
             phase_end,
             &pairs,
             responders.len(),
+            &rehomable,
         );
         Self {
             seed,

@@ -130,6 +130,29 @@ pub struct PoolView {
     pub cannot_connect: u64,
     /// `handshake_failed.<reason>` counters.
     pub handshake_failed: BTreeMap<String, u64>,
+    /// The host left its cluster; the pool lives on while in-use tunnels finish.
+    pub retired: bool,
+}
+
+/// Counters a removed pool left behind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leftover {
+    /// `failed`.
+    pub failed: u64,
+    /// `cannot_connect`.
+    pub cannot_connect: u64,
+    /// `handshake_failed.<reason>`.
+    pub handshake_failed: BTreeMap<String, u64>,
+}
+
+impl Leftover {
+    fn absorb(&mut self, pool: &PoolView) {
+        self.failed += pool.failed;
+        self.cannot_connect += pool.cannot_connect;
+        for (reason, n) in &pool.handshake_failed {
+            *self.handshake_failed.entry(reason.clone()).or_default() += n;
+        }
+    }
 }
 
 /// The simulation's view of one initiator.
@@ -137,8 +160,10 @@ pub struct PoolView {
 pub struct InitiatorView {
     /// Its stat prefix.
     pub prefix: String,
-    /// Target clusters in config order, with the hosts (addr → responder) each resolves to.
+    /// Target clusters in config order, with the hosts (addr → responder) each resolves to now.
     pub clusters: Vec<(String, Hosts)>,
+    /// `count` of each target cluster, in config order.
+    pub counts: Vec<u32>,
     /// Live connections.
     pub conns: BTreeMap<ConnId, IConn>,
     /// Pools by (cluster, host).
@@ -149,15 +174,21 @@ pub struct InitiatorView {
     pub opened: u64,
     /// Connections ever ended.
     pub closed: u64,
-    /// Connections ever dialled and ended, per host.
+    /// Connections ever dialled and ended, per host (forgotten with the host's last pool).
     pub host_lifetime: BTreeMap<SocketAddr, (u64, u64)>,
+    /// Counters of removed pools, per cluster (the cluster-level figures keep them).
+    pub cluster_leftovers: BTreeMap<String, Leftover>,
+    /// Counters of removed pools whose host is still a pool of another cluster (its host-level figures
+    /// keep them).
+    pub host_leftovers: BTreeMap<SocketAddr, Leftover>,
     /// Statistic names, formatted once.
     names: StatNames,
 }
 
 impl InitiatorView {
-    /// The view of a fresh initiator with these target clusters.
-    pub fn new(prefix: &str, targets: &[PoolTarget]) -> Self {
+    /// The view of a fresh initiator with these target clusters; `all_hosts` are every host any cluster may
+    /// ever list (for the name cache).
+    pub fn new(prefix: &str, targets: &[PoolTarget], all_hosts: &[SocketAddr]) -> Self {
         let mut pools = BTreeMap::new();
         for PoolTarget { name, count, hosts } in targets {
             for (addr, _) in hosts {
@@ -176,7 +207,8 @@ impl InitiatorView {
             .collect();
         Self {
             prefix: prefix.to_owned(),
-            names: StatNames::new(prefix, &clusters),
+            names: StatNames::new(prefix, &clusters, all_hosts),
+            counts: targets.iter().map(|t| t.count).collect(),
             clusters,
             conns: BTreeMap::new(),
             pools,
@@ -184,6 +216,70 @@ impl InitiatorView {
             opened: 0,
             closed: 0,
             host_lifetime: BTreeMap::new(),
+            cluster_leftovers: BTreeMap::new(),
+            host_leftovers: BTreeMap::new(),
+        }
+    }
+
+    /// The driver gives `cluster` a new host set (before the machine's `set_hosts`): pools of removed hosts
+    /// retire (no backoff, not recovered), new hosts get a pool, hosts that come back before their pool
+    /// was removed continue with it.
+    pub fn set_hosts(&mut self, cluster: &str, hosts: &Hosts) {
+        let Some(k) = self.clusters.iter().position(|(n, _)| n == cluster) else {
+            return;
+        };
+        let count = self.counts[k];
+        for ((c, h), pool) in self.pools.iter_mut() {
+            if c == cluster && !hosts.iter().any(|(a, _)| a == h) {
+                pool.retired = true;
+                pool.recovered = false;
+                pool.backoff_until = None;
+            }
+        }
+        for (addr, _) in hosts {
+            let pool = self
+                .pools
+                .entry((cluster.to_owned(), *addr))
+                .or_insert_with(|| PoolView {
+                    count,
+                    ..PoolView::default()
+                });
+            pool.retired = false;
+        }
+        self.clusters[k].1 = hosts.clone();
+    }
+
+    /// Removes every retired pool with no connection left, folding its counters into its cluster (and,
+    /// while its host is a pool of another cluster, into that host's leftovers), as the machine does when
+    /// a removed host's last tunnel ends.
+    pub fn fold_finished(&mut self) {
+        let finished: Vec<(String, SocketAddr)> =
+            self.pools
+                .iter()
+                .filter(|((c, h), p)| {
+                    // Only initiators with one target cluster change hosts, so every connection is attributed.
+                    p.retired
+                        && !self.conns.values().any(|conn| {
+                            conn.host == *h && conn.cluster.as_deref() == Some(c.as_str())
+                        })
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+        for key in finished {
+            let Some(pool) = self.pools.remove(&key) else {
+                continue;
+            };
+            let (cluster, host) = key;
+            self.cluster_leftovers
+                .entry(cluster)
+                .or_default()
+                .absorb(&pool);
+            if self.pools.keys().any(|(_, h)| *h == host) {
+                self.host_leftovers.entry(host).or_default().absorb(&pool);
+            } else {
+                self.host_leftovers.remove(&host);
+                self.host_lifetime.remove(&host);
+            }
         }
     }
 
@@ -323,6 +419,7 @@ impl InitiatorView {
         let c = self.conns.remove(&conn)?;
         self.closed += 1;
         self.host_lifetime.entry(c.host).or_default().1 += 1;
+        self.fold_finished();
         Some(c)
     }
 
@@ -380,26 +477,31 @@ impl InitiatorView {
             }
         }
         let mut out = ExpectedStats::default();
-        out.values.reserve(names.order.len());
         let mut extras = Vec::new();
-        for (h, (host, host_names)) in names.hosts.iter().enumerate() {
+        // Slots of the cached names (hosts first, then clusters); hosts without a pool have no names.
+        let mut slots: Vec<Option<Expected>> = vec![None; names.order.len()];
+        for (h, (host, _)) in names.hosts.iter().enumerate() {
+            if !self.pools.keys().any(|(_, a)| a == host) {
+                continue;
+            }
             let mut failed = 0;
             let mut cannot_connect = 0;
             let mut backoff = false;
             let mut recovered = false;
             let mut reasons = [0u64; FIXED_REASONS.len()];
             let mut extra: BTreeMap<&str, u64> = BTreeMap::new();
+            let leftover = self.host_leftovers.get(host);
+            if let Some(l) = leftover {
+                failed += l.failed;
+                cannot_connect += l.cannot_connect;
+                count_reasons(&l.handshake_failed, &mut reasons, &mut extra);
+            }
             for ((_, _), p) in self.pools.iter().filter(|((_, a), _)| a == host) {
                 failed += p.failed;
                 cannot_connect += p.cannot_connect;
                 backoff |= p.backoff_until.is_some();
                 recovered |= p.recovered;
-                for (reason, n) in &p.handshake_failed {
-                    match FIXED_REASONS.iter().position(|r| r == reason) {
-                        Some(k) => reasons[k] += n,
-                        None => *extra.entry(reason.as_str()).or_default() += n,
-                    }
-                }
+                count_reasons(&p.handshake_failed, &mut reasons, &mut extra);
             }
             let p = per_host[h];
             let values = [
@@ -417,8 +519,8 @@ impl InitiatorView {
                 (Counter, reasons[2]),
                 (Counter, reasons[3]),
             ];
-            for (name, (kind, value)) in host_names.iter().zip(values) {
-                out.push(name.as_str(), Expected::exact(kind, value));
+            for (j, (kind, value)) in values.into_iter().enumerate() {
+                slots[names.host_slot(h, j)] = Some(Expected::exact(kind, value));
             }
             for (reason, n) in extra {
                 extras.push((
@@ -435,20 +537,20 @@ impl InitiatorView {
         // the clusters is still exact.
         let mut connecting_names = Vec::new();
         let mut connecting_total = unattributed.iter().sum::<u64>();
-        for (k, ((cluster, hosts), cluster_names)) in
-            self.clusters.iter().zip(&names.clusters).enumerate()
-        {
+        for (k, (cluster, hosts)) in self.clusters.iter().enumerate() {
             let maybe: u64 = hosts
                 .iter()
                 .filter_map(|(a, _)| names.host_index(*a))
                 .map(|h| unattributed[h])
                 .sum();
-            let mut failed = 0;
-            let mut cannot_connect = self
-                .cluster_cannot_connect
-                .get(cluster)
-                .copied()
-                .unwrap_or(0);
+            let leftover = self.cluster_leftovers.get(cluster);
+            let mut failed = leftover.map_or(0, |l| l.failed);
+            let mut cannot_connect = leftover.map_or(0, |l| l.cannot_connect)
+                + self
+                    .cluster_cannot_connect
+                    .get(cluster)
+                    .copied()
+                    .unwrap_or(0);
             let mut backoff = 0;
             let mut recovered = 0;
             for ((_, _), p) in self.pools.iter().filter(|((c, _), _)| c == cluster) {
@@ -460,15 +562,12 @@ impl InitiatorView {
             let p = per_cluster[k];
             let connecting = p[0] + p[1];
             connecting_total += connecting;
-            connecting_names.push(cluster_names[0].as_str());
-            out.push(
-                cluster_names[0].as_str(),
-                Expected {
-                    kind: Gauge,
-                    lo: connecting,
-                    hi: connecting + maybe,
-                },
-            );
+            connecting_names.push(names.name(names.cluster_slot(k, 0)));
+            slots[names.cluster_slot(k, 0)] = Some(Expected {
+                kind: Gauge,
+                lo: connecting,
+                hi: connecting + maybe,
+            });
             let values = [
                 (Gauge, p[2] + p[3]),
                 (Counter, failed),
@@ -477,15 +576,18 @@ impl InitiatorView {
                 (Gauge, recovered),
                 (Gauge, 0),
             ];
-            for (name, (kind, value)) in cluster_names[1..].iter().zip(values) {
-                out.push(name.as_str(), Expected::exact(kind, value));
+            for (j, (kind, value)) in values.into_iter().enumerate() {
+                slots[names.cluster_slot(k, j + 1)] = Some(Expected::exact(kind, value));
             }
         }
         out.sums.push((connecting_names, connecting_total));
         // The fixed names were pushed in the cache's order: put them in name order with the cached
         // permutation, and sort only when `http_<code>` reasons came along.
-        let fixed = std::mem::take(&mut out.values);
-        out.values = names.order.iter().map(|&k| fixed[k].clone()).collect();
+        out.values = names
+            .order
+            .iter()
+            .filter_map(|&k| slots[k].map(|e| (Cow::Borrowed(names.name(k)), e)))
+            .collect();
         if !extras.is_empty() {
             out.values.extend(extras);
             out.sort();
@@ -494,11 +596,28 @@ impl InitiatorView {
     }
 }
 
+/// Adds `handshake_failed.<reason>` counts: the fixed reasons into `fixed`, the others into `extra`.
+fn count_reasons<'a>(
+    failed_by: &'a BTreeMap<String, u64>,
+    fixed: &mut [u64; FIXED_REASONS.len()],
+    extra: &mut BTreeMap<&'a str, u64>,
+) {
+    for (reason, n) in failed_by {
+        match FIXED_REASONS.iter().position(|r| r == reason) {
+            Some(k) => fixed[k] += n,
+            None => *extra.entry(reason.as_str()).or_default() += n,
+        }
+    }
+}
+
 /// The `handshake_failed` reasons an initiator always lists.
 const FIXED_REASONS: [&str; 4] = ["closed", "malformed", "timeout", "tls"];
 
+/// How many host-level names [`host_states`] gives.
+const HOST_STATES: usize = 13;
+
 /// Host-level statistic suffixes, in the order [`StatNames`] keeps them.
-fn host_states() -> [String; 13] {
+fn host_states() -> [String; HOST_STATES] {
     let failed = |r: &str| format!("{}.{r}", istats::HANDSHAKE_FAILED);
     [
         istats::CONNECTING.to_owned(),
@@ -540,10 +659,11 @@ pub struct StatNames {
 }
 
 impl StatNames {
-    fn new(prefix: &str, clusters: &[(String, Hosts)]) -> Self {
+    fn new(prefix: &str, clusters: &[(String, Hosts)], all_hosts: &[SocketAddr]) -> Self {
         let mut hosts: Vec<SocketAddr> = clusters
             .iter()
             .flat_map(|(_, hosts)| hosts.iter().map(|(a, _)| *a))
+            .chain(all_hosts.iter().copied())
             .collect();
         hosts.sort_unstable();
         hosts.dedup();
@@ -583,6 +703,28 @@ impl StatNames {
 
     fn host_index(&self, host: SocketAddr) -> Option<usize> {
         self.hosts.iter().position(|(a, _)| *a == host)
+    }
+
+    /// The slot of host `h`'s `j`-th name.
+    fn host_slot(&self, h: usize, j: usize) -> usize {
+        h * HOST_STATES + j
+    }
+
+    /// The slot of cluster `k`'s `j`-th name.
+    fn cluster_slot(&self, k: usize, j: usize) -> usize {
+        self.hosts.len() * HOST_STATES + k * CLUSTER_STATES.len() + j
+    }
+
+    /// The name in `slot`.
+    fn name(&self, slot: usize) -> &str {
+        let host_names = self.hosts.len() * HOST_STATES;
+        if slot < host_names {
+            &self.hosts[slot / HOST_STATES].1[slot % HOST_STATES]
+        } else {
+            let k = slot - host_names;
+            let n = CLUSTER_STATES.len();
+            &self.clusters[k / n][k % n]
+        }
     }
 }
 

@@ -1,5 +1,7 @@
-//! Applying the fault schedule: resets, responder restarts, partitions, stalls and slow windows.
+//! Applying the fault schedule: resets, responder restarts, partitions, stalls, slow windows and host-set
+//! changes.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use revtun_core::responder::Responder;
@@ -9,7 +11,8 @@ use crate::sim::apps::Outcome;
 use crate::sim::clock::ms;
 use crate::sim::faults::FaultKind;
 use crate::sim::net::{End, PipeId};
-use crate::sim::view::ResponderView;
+use crate::sim::scenario::responder_addr;
+use crate::sim::view::{Hosts, ResponderView};
 
 impl World {
     /// Starts and heals the faults due at `now`.
@@ -70,6 +73,14 @@ impl World {
                     self.active_faults -= 1;
                     self.net.heal(initiator, responder);
                 }
+                (FaultKind::Rehome { initiator, hosts }, start) => {
+                    if start {
+                        self.active_faults += 1;
+                    } else {
+                        self.active_faults -= 1;
+                    }
+                    self.rehome(initiator, start.then_some(hosts))?;
+                }
                 (
                     FaultKind::Slow {
                         initiator,
@@ -86,6 +97,36 @@ impl World {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Gives initiator `i`'s only target cluster the responders of the bit mask `hosts`, or its original
+    /// hosts for `None`, in the view first and then in the machine (`set_hosts`); removed pools fold once
+    /// empty.
+    pub(super) fn rehome(&mut self, i: usize, hosts: Option<u8>) -> Result<(), Violation> {
+        let spec = &self.scenario.initiators[i];
+        let Some(target) = spec.targets.first() else {
+            return Ok(());
+        };
+        let name = target.name.clone();
+        let responders: Vec<usize> = match hosts {
+            Some(mask) => (0..self.responders.len())
+                .filter(|r| mask & (1 << r) != 0)
+                .collect(),
+            None => target.hosts.clone(),
+        };
+        let hosts: Hosts = responders.iter().map(|&r| (responder_addr(r), r)).collect();
+        let addrs: Vec<SocketAddr> = hosts.iter().map(|(a, _)| *a).collect();
+        self.log(format!("i{i} set_hosts {name} {addrs:?}"));
+        self.initiators[i].view.set_hosts(&name, &hosts);
+        self.initiators[i].dirty = true;
+        let now = self.clock.instant();
+        self.initiators[i]
+            .machine
+            .set_hosts(&name, &addrs, now)
+            .map_err(|e| format!("initiator {i}: set_hosts: {e}"))?;
+        self.drain_initiator(i)?;
+        self.initiators[i].view.fold_finished();
         Ok(())
     }
 

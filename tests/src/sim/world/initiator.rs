@@ -278,11 +278,34 @@ impl World {
                 reason,
                 failed_attempt,
             } => {
-                let pinged = self.initiators[i]
-                    .view
+                let view = &self.initiators[i].view;
+                let (pinged, phase) = view
                     .conns
                     .get(&conn)
-                    .is_some_and(|c| c.pinged);
+                    .map(|c| (c.pinged, c.phase))
+                    .ok_or_else(|| {
+                        format!("initiator {i}: TunnelLost {conn}, which it does not hold")
+                    })?;
+                if reason == ILost::HostRemoved {
+                    // `set_hosts` removed the host: its dials, handshakes and idle tunnels end, uncounted.
+                    let retired = view
+                        .pools
+                        .get(&(cluster.clone(), host))
+                        .is_some_and(|p| p.retired);
+                    if !retired || failed_attempt || phase == IPhase::InUse {
+                        return Err(format!(
+                            "initiator {i}: TunnelLost {conn} HostRemoved (failed_attempt {failed_attempt}) \
+                             while {phase:?}, but {host} is {} of {cluster}",
+                            if retired {
+                                "no longer a host"
+                            } else {
+                                "still a host"
+                            }
+                        ));
+                    }
+                    self.end_initiator_conn(i, conn, &cluster, host, phase)?;
+                    return Ok(());
+                }
                 let own = matches!(
                     reason,
                     ILost::Closed | ILost::IdleTimeout | ILost::ProtocolError(_)

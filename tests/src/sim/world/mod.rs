@@ -267,6 +267,8 @@ impl World {
                 dirty: true,
             });
         }
+        let all_hosts: Vec<SocketAddr> =
+            (0..scenario.responders.len()).map(responder_addr).collect();
         let mut initiators = Vec::new();
         for (i, spec) in scenario.initiators.iter().enumerate() {
             let config = scenario.initiator_config(i);
@@ -284,7 +286,7 @@ impl World {
                 .collect();
             initiators.push(InitiatorSlot {
                 machine,
-                view: InitiatorView::new(&prefix, &targets),
+                view: InitiatorView::new(&prefix, &targets, &all_hosts),
                 last_counters: Vec::new(),
                 dirty: true,
             });

@@ -12,7 +12,7 @@ impl World {
         self.responders.iter().all(|r| r.machine.is_some())
             && self.initiators.iter().all(|slot| {
                 slot.view.pools.iter().all(|((cluster, host), pool)| {
-                    slot.view.idle(cluster, *host) == u64::from(pool.count)
+                    !pool.retired && slot.view.idle(cluster, *host) == u64::from(pool.count)
                 })
             })
     }
