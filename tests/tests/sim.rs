@@ -223,3 +223,40 @@ fn tenants_never_cross() {
         ok(run_seed(seed));
     }
 }
+
+#[test]
+fn host_set_changes_retire_and_restore_pools() {
+    // One target cluster on responders 0 and 1; it moves to 1 and 2, later to no host at all, and back.
+    let mut scenario = Scenario::basic(16, 2, true, true);
+    for r in 1..3 {
+        let mut spec = scenario.responders[0].clone();
+        spec.addr = revtun_tests::sim::scenario::responder_addr(r);
+        scenario.responders.push(spec);
+    }
+    scenario.initiators[0].targets[0].hosts = vec![0, 1];
+    let scenario = scenario_with(
+        scenario,
+        vec![
+            Fault {
+                at: Duration::from_millis(500),
+                duration: Duration::from_millis(800),
+                kind: FaultKind::Rehome {
+                    initiator: 0,
+                    hosts: 0b110,
+                },
+            },
+            Fault {
+                at: Duration::from_millis(1_600),
+                duration: Duration::from_millis(300),
+                kind: FaultKind::Rehome {
+                    initiator: 0,
+                    hosts: 0,
+                },
+            },
+        ],
+    );
+    let report = ok(run_scenario(scenario));
+    let seen = |kind: &str| report.coverage.get(kind).copied().unwrap_or(0);
+    assert!(seen("i.TunnelLost.HostRemoved") >= 4, "{report:#?}");
+    assert_eq!(seen("i.CannotConnect"), 1, "no hosts is one cannot_connect");
+}

@@ -42,7 +42,8 @@ pub enum FaultKind {
     /// The initiator's (only) target cluster resolves to other hosts for `duration` (`set_hosts`): the
     /// responders whose bit is set in `hosts` (none at all is allowed: "no hosts"). Removed hosts' dials,
     /// handshakes and idle tunnels are closed at once, their in-use tunnels finish; added hosts are dialled
-    /// at once. When it heals the original hosts come back.
+    /// at once. When it heals the original hosts come back. Only for initiators with one target cluster
+    /// (the simulation's view then knows the pool of every dial).
     Rehome {
         /// The initiator.
         initiator: usize,

@@ -23,7 +23,8 @@
 //!   initiator's own connect timeout gives up on it).
 //! - [`faults`]: a seeded schedule of 0–6 faults within the first 0.3–3 s (connection resets, responder
 //!   restarts with < 1 s downtime, partitions of an initiator from a responder that heal, a reader that
-//!   stalls, byte-by-byte delivery), then a quiet tail.
+//!   stalls, byte-by-byte delivery, and host-set changes: `set_hosts` with other responders or none,
+//!   undone when the fault heals), then a quiet tail.
 //! - [`apps`]: an echo service behind every initiator (it takes a tunnel on `Claimed`) and front-door
 //!   clients on every responder (random claims for nodes, clusters and unknown ids, in the right tenant or
 //!   not; on `HandedOut` they write a random payload, read the echo, check it and close).
@@ -51,7 +52,9 @@
 //!   `recovered`, `unknown`; responder: `nodes.<n>`, `clusters.<c>` (tenant-scoped under isolation),
 //!   `total_*`, `claims.waiting`), every counter the count recomputed from the event log (`failed`,
 //!   `cannot_connect`, `handshake_failed.<reason>`, `reverse_tunnel.handshake.*`, `claims.*`), the
-//!   machine lists no other name, and counters never decrease;
+//!   machine lists no other name, and counters never decrease (a removed host's names stay while its
+//!   in-use tunnels finish, then its counters fold into its cluster's and its names go, as the initiator
+//!   documents);
 //! - `host_counts()` (initiator), `nodes()` and `pending_handshakes()` (responder) equal the view;
 //! - initiator pools are topped up at once and never beyond: idle + establishing ≤ `count`, and `= count`
 //!   whenever the pool is not backing off (a claimed, lost or failed tunnel is replaced in the same call);
