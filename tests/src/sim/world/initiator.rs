@@ -9,7 +9,7 @@ use bytes::Bytes;
 use revtun_core::command::{Command, ConnId};
 use revtun_core::initiator::{InitiatorEvent, LostReason as ILost};
 
-use super::{Dial, Violation, World};
+use super::{Dial, Violation, World, check_output_budget};
 use crate::sim::apps::Leg;
 use crate::sim::clock::ms;
 use crate::sim::net::End;
@@ -18,20 +18,27 @@ use crate::sim::view::{IConn, IPhase};
 impl World {
     /// Drains initiator `i` completely: transmits, commands, events (STYLE.md §3 order).
     pub fn drain_initiator(&mut self, i: usize) -> Result<(), Violation> {
+        let mut outputs = 0u64;
         loop {
             let mut any = false;
             while let Some(t) = self.initiators[i].machine.poll_transmit() {
                 any = true;
+                outputs += 1;
+                check_output_budget(outputs, || format!("initiator {i}"))?;
                 self.initiator_transmit(i, t.conn, t.data)?;
             }
             while let Some(c) = self.initiators[i].machine.poll_command() {
                 any = true;
+                outputs += 1;
+                check_output_budget(outputs, || format!("initiator {i}"))?;
                 self.initiators[i].dirty = true;
                 self.steady(|| format!("initiator {i}: {c:?}"))?;
                 self.initiator_command(i, c)?;
             }
             while let Some(e) = self.initiators[i].machine.poll_event() {
                 any = true;
+                outputs += 1;
+                check_output_budget(outputs, || format!("initiator {i}"))?;
                 self.initiators[i].dirty = true;
                 self.steady(|| format!("initiator {i}: {e:?}"))?;
                 self.initiator_event(i, e)?;

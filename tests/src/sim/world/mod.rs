@@ -12,7 +12,8 @@
 //! After **every** input to a machine the world drains it completely (transmits → pipes, commands → dials
 //! and closes, events → the view and the apps), as STYLE.md §3 prescribes. A machine whose `poll_timeout`
 //! is not later than `now` right after `handle_timeout(now)` fails the run (a spin); so does a step count
-//! above [`MAX_STEPS`] or more than [`MAX_STEPS_AT_ONE_INSTANT`] steps without time moving.
+//! above [`MAX_STEPS`], more than [`MAX_STEPS_AT_ONE_INSTANT`] steps without time moving, or a drain that
+//! yields more than [`MAX_OUTPUTS_PER_DRAIN`] outputs.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,6 +42,9 @@ pub const MAX_STEPS_AT_ONE_INSTANT: u64 = 1_000;
 /// declares a tunnel dead within a jittered interval plus `threshold` echo timeouts (at most
 /// `1.15 · I + 1.5 · I`), which is less than the idle timeout (`3.45 · I + 150 ms`).
 pub const STEADY_MARGIN: Duration = Duration::from_millis(100);
+/// Most outputs (transmits, commands, events) one drain of one machine may yield: a machine that keeps
+/// producing output without input would otherwise hang the run.
+pub const MAX_OUTPUTS_PER_DRAIN: u64 = 100_000;
 /// How late a claim may be answered after its `claim_timeout`.
 pub const CLAIM_SLACK: Duration = Duration::from_millis(5);
 /// How long the settling and the final phase may each take.
@@ -476,4 +480,15 @@ impl World {
             _ => Ok(()),
         }
     }
+}
+
+/// Fails once a drain has yielded more than [`MAX_OUTPUTS_PER_DRAIN`] outputs.
+fn check_output_budget(outputs: u64, who: impl FnOnce() -> String) -> Result<(), Violation> {
+    if outputs > MAX_OUTPUTS_PER_DRAIN {
+        return Err(format!(
+            "{}: more than {MAX_OUTPUTS_PER_DRAIN} outputs in one drain: it never stops",
+            who()
+        ));
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use revtun_core::command::{Command, ConnId};
 use revtun_core::keepalive::{RDATA, RPING};
 use revtun_core::responder::{LostReason as RLost, RejectReason, Responder, ResponderEvent};
 
-use super::{CLAIM_SLACK, Violation, World};
+use super::{CLAIM_SLACK, Violation, World, check_output_budget};
 use crate::sim::apps::Leg;
 use crate::sim::clock::ms;
 use crate::sim::net::End;
@@ -16,6 +16,7 @@ use crate::sim::view::Registration;
 impl World {
     /// Drains responder `r` completely.
     pub fn drain_responder(&mut self, r: usize) -> Result<(), Violation> {
+        let mut outputs = 0u64;
         loop {
             let mut any = false;
             while let Some(t) = self.responders[r]
@@ -24,6 +25,8 @@ impl World {
                 .and_then(Responder::poll_transmit)
             {
                 any = true;
+                outputs += 1;
+                check_output_budget(outputs, || format!("responder {r}"))?;
                 self.responder_transmit(r, t.conn, t.data)?;
             }
             while let Some(c) = self.responders[r]
@@ -32,6 +35,8 @@ impl World {
                 .and_then(Responder::poll_command)
             {
                 any = true;
+                outputs += 1;
+                check_output_budget(outputs, || format!("responder {r}"))?;
                 self.responders[r].dirty = true;
                 self.steady(|| format!("responder {r}: {c:?}"))?;
                 self.responder_command(r, c)?;
@@ -42,6 +47,8 @@ impl World {
                 .and_then(Responder::poll_event)
             {
                 any = true;
+                outputs += 1;
+                check_output_budget(outputs, || format!("responder {r}"))?;
                 self.responders[r].dirty = true;
                 self.steady(|| format!("responder {r}: {e:?}"))?;
                 self.responder_event(r, e)?;
