@@ -12,7 +12,9 @@
 //!   `retry-after`.
 //! - 1–4 **initiators** with distinct node ids (cluster ids shared, so cluster claims round-robin), 1–2
 //!   target clusters each resolving to some of the responders, `count` 1–4, offering the claim marker or
-//!   not. So both data modes (Envoy and claim-marker) occur, also side by side.
+//!   not. So both data modes (Envoy and claim-marker) occur, also side by side. A quarter of the runs use
+//!   upgrade mode (`101`) with `POST` and a custom path on both sides; in a quarter, 5 % of the dials of
+//!   the faulty phase fail locally (`cannot_connect`).
 //! - Short protocol timers ([`scenario::Timing`]): ping interval 100–500 ms, failure threshold 1–3,
 //!   connect, handshake and claim timeouts 1 s, idle timeout 3 × 1.15 × ping interval + 150 ms, backoff
 //!   cap 2–4 s. A run covers many keepalive and backoff cycles in a few simulated seconds.

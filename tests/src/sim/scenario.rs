@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use revtun_core::handshake::RequestPolicy;
+use revtun_core::handshake::{DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, RequestPolicy};
 use revtun_core::initiator::{InitiatorConfig, TargetCluster};
 use revtun_core::keepalive::KeepaliveConfig;
 use revtun_core::responder::ResponderConfig;
@@ -148,6 +148,11 @@ pub struct Scenario {
     pub load: ClaimLoad,
     /// Payloads in claim-marker mode start with `RPING`/`RDATA` (or a prefix of them) this often (per mille).
     pub marker_payloads_per_mille: u64,
+    /// Upgrade mode on both sides (`101 Switching Protocols`), with a custom request path and method.
+    pub upgrade: bool,
+    /// During the faulty phase, this many dials per mille fail locally (`ConnectFailure::LocalError`:
+    /// `cannot_connect`, backoff).
+    pub local_dial_errors_per_mille: u64,
 }
 
 /// The address of responder `index`.
@@ -271,6 +276,8 @@ impl Scenario {
                 final_by_node_only: false,
             },
             marker_payloads_per_mille: 250,
+            upgrade: rng.chance(1, 4),
+            local_dial_errors_per_mille: if rng.chance(1, 4) { 50 } else { 0 },
         }
     }
 
@@ -306,6 +313,8 @@ impl Scenario {
                 final_by_node_only: false,
             },
             marker_payloads_per_mille: 250,
+            upgrade: false,
+            local_dial_errors_per_mille: 0,
         }
     }
 
@@ -321,6 +330,9 @@ impl Scenario {
             policy: RequestPolicy {
                 tenant_isolation: self.tenant_isolation,
                 claim_marker: spec.claim_marker,
+                upgrade: self.upgrade,
+                method: self.request_method().to_owned(),
+                path: self.request_path().to_owned(),
                 ..RequestPolicy::default()
             },
             keepalive: KeepaliveConfig {
@@ -348,11 +360,32 @@ impl Scenario {
             .collect();
         let mut config = InitiatorConfig::new(&spec.node, &spec.cluster, &spec.tenant, targets);
         config.offer_claim_marker = spec.offer_claim_marker;
+        config.upgrade = self.upgrade;
+        self.request_method().clone_into(&mut config.request_method);
+        self.request_path().clone_into(&mut config.request_path);
         config.connect_timeout = self.timing.connect_timeout;
         config.handshake_timeout = self.timing.handshake_timeout;
         config.idle_timeout = self.timing.idle_timeout;
         config.max_reconnect_backoff = self.timing.max_backoff;
         config
+    }
+
+    /// The handshake method: the default `GET`, or `POST` (as the seed describes) in upgrade-mode runs.
+    pub fn request_method(&self) -> &'static str {
+        if self.upgrade {
+            "POST"
+        } else {
+            DEFAULT_REQUEST_METHOD
+        }
+    }
+
+    /// The handshake path: the default, or a custom one with a query string in upgrade-mode runs.
+    pub fn request_path(&self) -> &'static str {
+        if self.upgrade {
+            "/tunnels/register?v=1"
+        } else {
+            DEFAULT_REQUEST_PATH
+        }
     }
 
     /// Whether tunnels between initiator `i` and responder `r` use the claim marker.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use revtun_core::command::ConnId;
 use revtun_core::initiator::ConnectFailure;
 
-use super::{PipeInfo, Violation, World};
+use super::{Phase, PipeInfo, Violation, World};
 use crate::sim::apps::Outcome;
 use crate::sim::net::{Delivery, End, PipeId};
 use crate::sim::view::{IPhase, RConn};
@@ -29,6 +29,25 @@ impl World {
             };
             let r = dial.responder;
             let instant = self.clock.instant();
+            if self.phase == Phase::Faulty
+                && self
+                    .rng_latency
+                    .chance(self.scenario.local_dial_errors_per_mille, 1_000)
+            {
+                self.log(format!("i{i} {conn} failed locally"));
+                self.initiators[i].machine.handle_connect_failed(
+                    conn,
+                    ConnectFailure::LocalError,
+                    instant,
+                );
+                self.drain_initiator(i)?;
+                if self.initiators[i].view.conns.contains_key(&conn) {
+                    return Err(format!(
+                        "initiator {i}: connect failure of {conn} left no event"
+                    ));
+                }
+                continue;
+            }
             let Some(machine) = self.responders[r].machine.as_mut() else {
                 self.log(format!("i{i} {conn} refused by r{r} (down)"));
                 self.initiators[i].machine.handle_connect_failed(
