@@ -163,7 +163,7 @@ pub fn responder_addr(index: usize) -> SocketAddr {
 impl Scenario {
     /// A scenario drawn from `seed`: 1–3 responders, 1–4 initiators with 1–2 targets each (count 1–4),
     /// both data modes, sometimes tenant isolation with two tenants, sometimes a per-node cap with
-    /// `retry-after`, and 0–6 faults in the first 0.3–3 s.
+    /// `retry-after`, sometimes upgrade mode or local dial errors, and 0–6 faults in the first 0.3–3 s.
     pub fn random(seed: u64) -> Self {
         let mut rng = SimRng::new(seed ^ 0x5eed_5eed_0000_0001);
         let timing = Timing::new(
