@@ -63,7 +63,10 @@ fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> Ex
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(future) {
+    let result = runtime.block_on(future);
+    // Tasks still running (DNS lookups, connections being cut) get a moment, not forever.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("revtun: {e:#}");
