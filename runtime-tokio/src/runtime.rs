@@ -140,9 +140,10 @@ impl Listener for MultiListener {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listeners
-            .first()
-            .map_or_else(|| Err(io::ErrorKind::NotFound.into()), TcpListener::local_addr)
+        self.listeners.first().map_or_else(
+            || Err(io::ErrorKind::NotFound.into()),
+            TcpListener::local_addr,
+        )
     }
 }
 

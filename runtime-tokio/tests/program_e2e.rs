@@ -250,15 +250,28 @@ async fn two_processes_through_the_front_doors() {
             &["--mode", "validate", "-c", file.to_str().expect("path")],
             Duration::from_secs(10),
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 
     let (r_admin, i_admin) = (addr(p.responder_admin), addr(p.initiator_admin));
     let mut responder = Proc::start(&responder_file);
-    eventually("responder /ready", Duration::from_secs(10), || ready(r_admin)).await;
+    eventually("responder /ready", Duration::from_secs(10), || {
+        ready(r_admin)
+    })
+    .await;
     let mut initiator = Proc::start(&initiator_file);
-    eventually("initiator /ready", Duration::from_secs(10), || ready(i_admin)).await;
-    eventually("full pools", Duration::from_secs(10), || pools_full(r_admin)).await;
+    eventually("initiator /ready", Duration::from_secs(10), || {
+        ready(i_admin)
+    })
+    .await;
+    eventually("full pools", Duration::from_secs(10), || {
+        pools_full(r_admin)
+    })
+    .await;
 
     // 50 concurrent clients with 512 KiB each, and one 64 MiB stream.
     let door = addr(p.echo_door);
@@ -277,7 +290,9 @@ async fn two_processes_through_the_front_doors() {
         .expect("traffic within 60 s");
 
     // Server speaks first: the greeting arrives before the client sends anything.
-    let mut client = TcpStream::connect(addr(p.greet_door)).await.expect("greet door");
+    let mut client = TcpStream::connect(addr(p.greet_door))
+        .await
+        .expect("greet door");
     let mut line = [0u8; 22];
     tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut line))
         .await
@@ -292,18 +307,38 @@ async fn two_processes_through_the_front_doors() {
     check_admin(r_admin, i_admin).await;
 
     // Crash and restart the responder: the initiator reconnects and its gauges are true again.
-    eventually("pools refilled", Duration::from_secs(10), || pools_full(r_admin)).await;
-    responder.kill();
-    eventually("initiator sees the loss", Duration::from_secs(10), || async {
-        stat(i_admin, "downstream_rc.cluster.responder.connected").await != Some(ECHO_COUNT + GREET_COUNT)
+    eventually("pools refilled", Duration::from_secs(10), || {
+        pools_full(r_admin)
     })
     .await;
+    responder.kill();
+    eventually(
+        "initiator sees the loss",
+        Duration::from_secs(10),
+        || async {
+            stat(i_admin, "downstream_rc.cluster.responder.connected").await
+                != Some(ECHO_COUNT + GREET_COUNT)
+        },
+    )
+    .await;
     let mut responder = Proc::start(&responder_file);
-    eventually("responder /ready again", Duration::from_secs(10), || ready(r_admin)).await;
-    eventually("full pools after restart", Duration::from_secs(15), || pools_full(r_admin)).await;
-    eventually("initiator gauges settle", Duration::from_secs(10), || initiator_settled(i_admin)).await;
+    eventually("responder /ready again", Duration::from_secs(10), || {
+        ready(r_admin)
+    })
+    .await;
+    eventually("full pools after restart", Duration::from_secs(15), || {
+        pools_full(r_admin)
+    })
+    .await;
+    eventually("initiator gauges settle", Duration::from_secs(10), || {
+        initiator_settled(i_admin)
+    })
+    .await;
     let failed = stat(i_admin, "downstream_rc.cluster.responder.failed").await;
-    assert!(failed.is_some_and(|f| f >= 1), "the outage was counted: {failed:?}");
+    assert!(
+        failed.is_some_and(|f| f >= 1),
+        "the outage was counted: {failed:?}"
+    );
     echo_through(door, 2000, 64 * 1024).await;
 
     // SIGTERM: both exit 0.
@@ -339,12 +374,17 @@ async fn check_admin(r_admin: SocketAddr, i_admin: SocketAddr) {
     assert!(initiator_relayed >= Some(relayed));
 
     // JSON.
-    let (status, body) = http(r_admin, "GET", "/stats?format=json").await.expect("json");
+    let (status, body) = http(r_admin, "GET", "/stats?format=json")
+        .await
+        .expect("json");
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&body).expect("valid JSON");
     let list = doc["stats"].as_array().expect("stats array");
     assert_eq!(list.len(), names.len());
-    assert!(list.iter().all(|s| s["name"].is_string() && s["value"].is_u64()));
+    assert!(
+        list.iter()
+            .all(|s| s["name"].is_string() && s["value"].is_u64())
+    );
 
     // Prometheus: every sample line is `name{labels} value`, every family has a TYPE line.
     for admin in [r_admin, i_admin] {
@@ -352,14 +392,26 @@ async fn check_admin(r_admin: SocketAddr, i_admin: SocketAddr) {
         assert_eq!(status, 200);
         check_exposition(&body);
     }
-    let (_, body) = http(r_admin, "GET", "/stats/prometheus").await.expect("prom");
+    let (_, body) = http(r_admin, "GET", "/stats/prometheus")
+        .await
+        .expect("prom");
     assert!(body.contains("# TYPE revtun_handshakes_total counter"));
-    assert!(body.contains("revtun_responder_tunnels{tenant=\"\",cluster=\"edge\",node=\"echo-node\",state=\"idle\"}"));
-    let (_, body) = http(i_admin, "GET", "/stats/prometheus").await.expect("prom");
-    assert!(body.contains("revtun_initiator_tunnels{cluster=\"responder\",host=\"\",state=\"connected\"}"));
+    assert!(body.contains(
+        "revtun_responder_tunnels{tenant=\"\",cluster=\"edge\",node=\"echo-node\",state=\"idle\"}"
+    ));
+    let (_, body) = http(i_admin, "GET", "/stats/prometheus")
+        .await
+        .expect("prom");
+    assert!(
+        body.contains(
+            "revtun_initiator_tunnels{cluster=\"responder\",host=\"\",state=\"connected\"}"
+        )
+    );
 
     // /reverse_connections lists the nodes and their cluster.
-    let (status, body) = http(r_admin, "GET", "/reverse_connections").await.expect("rc");
+    let (status, body) = http(r_admin, "GET", "/reverse_connections")
+        .await
+        .expect("rc");
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&body).expect("valid JSON");
     assert_eq!(doc["nodes"]["echo-node"]["cluster"], "edge");
@@ -368,7 +420,10 @@ async fn check_admin(r_admin: SocketAddr, i_admin: SocketAddr) {
     // /ready, 404, 405, 400 — and concurrent scrapes.
     assert_eq!(http(r_admin, "GET", "/ready").await.map(|r| r.0), Some(200));
     assert_eq!(http(r_admin, "GET", "/nope").await.map(|r| r.0), Some(404));
-    assert_eq!(http(r_admin, "POST", "/stats").await.map(|r| r.0), Some(405));
+    assert_eq!(
+        http(r_admin, "POST", "/stats").await.map(|r| r.0),
+        Some(405)
+    );
     let bad = http_raw(r_admin, b"GARBAGE\r\n\r\n").await.map(|r| r.0);
     assert_eq!(bad, Some(400));
     let scrapes: Vec<_> = (0..20)
@@ -396,7 +451,9 @@ fn check_exposition(body: &str) {
         value.parse::<u64>().expect("integer sample");
         let family = series.split('{').next().expect("family");
         assert!(
-            family.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            family
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "{line}"
         );
         assert!(typed.contains(family), "no TYPE before {line}");
@@ -407,4 +464,3 @@ fn check_exposition(body: &str) {
         }
     }
 }
-

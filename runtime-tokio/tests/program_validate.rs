@@ -20,7 +20,10 @@ fn every_example_validates() {
         let out = run(&["--mode", "validate", "-c", path], Duration::from_secs(10));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{path}: {stdout}");
-        assert!(stdout.starts_with(path) && stdout.contains(": OK, "), "{stdout}");
+        assert!(
+            stdout.starts_with(path) && stdout.contains(": OK, "),
+            "{stdout}"
+        );
     }
     assert!(seen >= 3, "examples found: {seen}");
 }
@@ -66,7 +69,10 @@ static_resources:
 
     let missing = dir.join("missing.yaml");
     let missing = missing.to_str().expect("path");
-    let out = run(&["--mode", "validate", "-c", missing], Duration::from_secs(10));
+    let out = run(
+        &["--mode", "validate", "-c", missing],
+        Duration::from_secs(10),
+    );
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(missing), "names the file: {stdout}");
@@ -82,9 +88,16 @@ fn demo_exits_zero_quickly() {
     let started = Instant::now();
     let out = run(&["demo"], Duration::from_secs(10));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("tunnels up"), "{stdout}");
     assert_eq!(stdout.matches("200 OK").count(), 4, "{stdout}");
-    assert!(stdout.contains("reverse_connections.claims.handed_out: 4"), "{stdout}");
+    assert!(
+        stdout.contains("reverse_connections.claims.handed_out: 4"),
+        "{stdout}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }

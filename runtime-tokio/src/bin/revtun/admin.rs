@@ -72,7 +72,10 @@ async fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return text(StatusCode::NOT_FOUND, "not found\n".into());
     }
     if req.method() != Method::GET {
-        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into());
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET"));

@@ -30,7 +30,9 @@ impl PlanAuthorizer {
     /// `None` when the plan checks nothing (every handshake is accepted).
     pub fn from_plan(plan: &AuthPlan) -> anyhow::Result<Option<Self>> {
         if plan.bind_node_id_to_certificate {
-            anyhow::bail!("bind_node_id_to_certificate needs tunnel TLS, which this build does not serve yet");
+            anyhow::bail!(
+                "bind_node_id_to_certificate needs tunnel TLS, which this build does not serve yet"
+            );
         }
         let token = match &plan.bearer_token_file {
             Some(path) => Some(read_token(Path::new(path))?.into_bytes()),

@@ -79,8 +79,8 @@ impl LogLevel {
 
 /// Logs go to stderr through `tracing-subscriber`, filtered by `RUST_LOG` if set, else by `level`.
 pub fn init_logging(level: LogLevel) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(level.directive()));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.directive()));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -30,7 +30,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs the demo.
 pub async fn run() -> anyhow::Result<()> {
     let started = Instant::now();
-    println!("revtun demo: responder, initiator ({NODE}) and a private HTTP service, all on 127.0.0.1\n");
+    println!(
+        "revtun demo: responder, initiator ({NODE}) and a private HTTP service, all on 127.0.0.1\n"
+    );
 
     let service = TcpListener::bind("127.0.0.1:0").await?;
     let service_addr = service.local_addr()?;
@@ -96,7 +98,12 @@ pub async fn run() -> anyhow::Result<()> {
         TaskTracker::new(),
     ));
     let client = TcpStream::connect(door_addr).await?;
-    request(client, "/via-front-door", &format!("front door {door_addr}")).await?;
+    request(
+        client,
+        "/via-front-door",
+        &format!("front door {door_addr}"),
+    )
+    .await?;
 
     wait_for_idle(&responder, u64::from(COUNT)).await?;
     println!("\npool        refilled: {NODE} has {COUNT} idle tunnels again\n");

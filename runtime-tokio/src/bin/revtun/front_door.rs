@@ -156,9 +156,9 @@ async fn client_gone(client: &TcpStream) -> bool {
 pub async fn bind(plan: &FrontDoorPlan) -> anyhow::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(plan.binds.len());
     for addr in &plan.binds {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            anyhow::anyhow!("listener '{}': cannot bind {addr}: {e}", plan.name)
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("listener '{}': cannot bind {addr}: {e}", plan.name))?;
         listeners.push(listener);
     }
     Ok(listeners)

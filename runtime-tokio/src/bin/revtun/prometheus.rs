@@ -139,7 +139,12 @@ pub fn render(
 }
 
 /// `<prefix>.` stripped: `host.<h>.<state>` or `cluster.<c>.<state>`.
-fn initiator(rest: &str, kind: StatKind, value: u64, push: &mut impl FnMut(&'static str, &[(&str, &str)], u64)) {
+fn initiator(
+    rest: &str,
+    kind: StatKind,
+    value: u64,
+    push: &mut impl FnMut(&'static str, &[(&str, &str)], u64),
+) {
     let (host, cluster, tail) = if let Some(tail) = rest.strip_prefix("host.") {
         match split_state(tail) {
             Some((host, state)) => (host, "", state),
@@ -248,12 +253,20 @@ mod tests {
     fn names_become_labels() {
         let mut s = StatsSnapshot::new();
         s.set("rc.host.127.0.0.1:80.connected", StatKind::Gauge, 3);
-        s.set("rc.host.127.0.0.1:80.handshake_failed.http_429", StatKind::Counter, 2);
+        s.set(
+            "rc.host.127.0.0.1:80.handshake_failed.http_429",
+            StatKind::Counter,
+            2,
+        );
         s.set("rc.cluster.up.stream.failed", StatKind::Counter, 1);
         s.set("reverse_tunnel.handshake.accepted", StatKind::Counter, 4);
         s.set("rcs.clusters.edge", StatKind::Gauge, 5);
         s.set("rcs.claims.expired", StatKind::Counter, 6);
-        s.set("revtun.relayed_bytes.client_to_tunnel", StatKind::Counter, 7);
+        s.set(
+            "revtun.relayed_bytes.client_to_tunnel",
+            StatKind::Counter,
+            7,
+        );
         let nodes = [NodeSummary {
             node: "n\"1".into(),
             tenant: String::new(),

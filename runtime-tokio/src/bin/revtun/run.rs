@@ -41,7 +41,10 @@ pub async fn serve(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
         .flat_map(|i| &i.listeners)
         .map(|l| l.config.stat_prefix.clone())
         .collect();
-    let responder_prefix = plan.responder.as_ref().map(|r| r.config.stat_prefix.clone());
+    let responder_prefix = plan
+        .responder
+        .as_ref()
+        .map(|r| r.config.stat_prefix.clone());
     let app = Arc::new(App::new(
         initiator_prefixes.into_iter().collect(),
         responder_prefix,
@@ -158,8 +161,8 @@ async fn start_initiator(
             .validate()
             .with_context(|| format!("listener '{}': bearer token", listener.name))?;
     }
-    let sources = host_sources(&config, plan)
-        .with_context(|| format!("listener '{}'", listener.name))?;
+    let sources =
+        host_sources(&config, plan).with_context(|| format!("listener '{}'", listener.name))?;
     let service_name = &listener.tcp_proxy.cluster;
     let service_plan = plan
         .clusters
@@ -258,7 +261,9 @@ fn host_source(name: &str, cluster: &ClusterPlan) -> anyhow::Result<HostSource> 
         ClusterKind::StrictDns => dns(false),
         ClusterKind::LogicalDns => dns(true),
         ClusterKind::ReverseConnection { .. } => {
-            anyhow::bail!("cluster '{name}' is a reverse-connection cluster, not a responder to dial")
+            anyhow::bail!(
+                "cluster '{name}' is a reverse-connection cluster, not a responder to dial"
+            )
         }
     }
 }
@@ -273,13 +278,19 @@ fn unsupported(plan: &Bootstrap) -> anyhow::Result<()> {
     }
     for listener in plan.initiator.iter().flat_map(|i| &i.listeners) {
         if listener.data_tls.is_some() {
-            problems.push(format!("listener '{}': transport_socket (TLS)", listener.name));
+            problems.push(format!(
+                "listener '{}': transport_socket (TLS)",
+                listener.name
+            ));
         }
     }
     if let Some(responder) = &plan.responder {
         for listener in &responder.listeners {
             if listener.tunnel_tls.is_some() {
-                problems.push(format!("listener '{}': transport_socket (TLS)", listener.name));
+                problems.push(format!(
+                    "listener '{}': transport_socket (TLS)",
+                    listener.name
+                ));
             }
             if listener.connection_limit.is_some() {
                 problems.push(format!(
