@@ -195,8 +195,14 @@ async fn echo_through(door: SocketAddr, seed: u64, len: usize) {
     assert_eq!(received.0, sent, "stream {seed}: checksum");
 }
 
-async fn ready(admin: SocketAddr) -> bool {
-    matches!(http(admin, "GET", "/ready").await, Some((200, _)))
+/// Starts `revtun -c file` and waits until its admin's `/ready` answers 200.
+async fn start_ready(file: &std::path::Path, admin: SocketAddr) -> Proc {
+    let proc = Proc::start(file);
+    eventually("/ready", Duration::from_secs(10), || async {
+        matches!(http(admin, "GET", "/ready").await, Some((200, _)))
+    })
+    .await;
+    proc
 }
 
 /// The responder lists both nodes with their full pools.
@@ -258,16 +264,8 @@ async fn two_processes_through_the_front_doors() {
     }
 
     let (r_admin, i_admin) = (addr(p.responder_admin), addr(p.initiator_admin));
-    let mut responder = Proc::start(&responder_file);
-    eventually("responder /ready", Duration::from_secs(10), || {
-        ready(r_admin)
-    })
-    .await;
-    let mut initiator = Proc::start(&initiator_file);
-    eventually("initiator /ready", Duration::from_secs(10), || {
-        ready(i_admin)
-    })
-    .await;
+    let mut responder = start_ready(&responder_file, r_admin).await;
+    let mut initiator = start_ready(&initiator_file, i_admin).await;
     eventually("full pools", Duration::from_secs(10), || {
         pools_full(r_admin)
     })
@@ -321,11 +319,7 @@ async fn two_processes_through_the_front_doors() {
         },
     )
     .await;
-    let mut responder = Proc::start(&responder_file);
-    eventually("responder /ready again", Duration::from_secs(10), || {
-        ready(r_admin)
-    })
-    .await;
+    let mut responder = start_ready(&responder_file, r_admin).await;
     eventually("full pools after restart", Duration::from_secs(15), || {
         pools_full(r_admin)
     })
