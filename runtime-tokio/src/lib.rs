@@ -27,7 +27,7 @@ pub use revtun_driver::{
     ClaimError, DnsHosts, HostSource, ListenerOptions, LookupFamily, ResponderOptions, ShutDown,
     StartError, TunnelInfo,
 };
-pub use runtime::TokioRuntime;
+pub use runtime::{TokioRuntime, configure as configure_socket};
 
 /// A claimed tunnel with tokio's [`AsyncRead`](tokio::io::AsyncRead) +
 /// [`AsyncWrite`](tokio::io::AsyncWrite): the driver's [`revtun_driver::TunnelStream`] (leftover bytes

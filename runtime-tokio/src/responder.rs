@@ -8,6 +8,7 @@ use revtun_driver::{ClaimError, ResponderHandle, ResponderOptions, StartError};
 
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
+use crate::runtime::MultiListener;
 use crate::{TokioRuntime, TunnelStream};
 
 /// The responder side on tokio: accepts initiators' handshakes and claims tunnels. Cheap to clone; see
@@ -51,6 +52,25 @@ impl Responder {
         let rt = Arc::new(TokioRuntime::current());
         let inner = ResponderHandle::bind(rt, addr, config, options).await?;
         Ok(Self { inner })
+    }
+
+    /// Binds every address of `addrs` (a listener's `address` and `additional_addresses`) and serves
+    /// handshakes on all of them, into one pool. Returns the responder and the bound addresses, in
+    /// order (with the ports the system chose for port 0).
+    ///
+    /// # Errors
+    /// See [`ResponderHandle::serve`]; an empty `addrs` is an I/O error.
+    pub async fn bind_many(
+        addrs: &[SocketAddr],
+        config: ResponderConfig,
+        options: ResponderOptions,
+    ) -> Result<(Self, Vec<SocketAddr>), StartError> {
+        config.validate()?;
+        let listener = MultiListener::bind(addrs).await?;
+        let bound = listener.local_addrs()?;
+        let rt = Arc::new(TokioRuntime::current());
+        let inner = ResponderHandle::serve(rt, Box::new(listener), config, options)?;
+        Ok((Self { inner }, bound))
     }
 
     /// Claims an idle tunnel of a cluster or node id. See [`ResponderHandle::connect`].

@@ -35,8 +35,12 @@ impl TokioRuntime {
     }
 }
 
-/// Sets `TCP_NODELAY` and TCP keepalive on a connected socket.
-fn configure(stream: &TcpStream) -> io::Result<()> {
+/// Sets `TCP_NODELAY` and TCP keepalive on a connected socket, as the driver's own sockets have them
+/// (for sockets a program opens itself: front-door clients, local services).
+///
+/// # Errors
+/// The socket option could not be set.
+pub fn configure(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let keepalive = TcpKeepalive::new()
         .with_time(TCP_KEEPALIVE_TIME)
@@ -85,6 +89,61 @@ impl Runtime for TokioRuntime {
     fn resolve(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         let host = host.to_owned();
         Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+}
+
+/// Several bound [`TcpListener`]s as one driver [`Listener`] (a listener's `address` plus its
+/// `additional_addresses`). Accepts from whichever is ready, polling them round-robin so none starves;
+/// `local_addr` is the first one's.
+#[derive(Debug)]
+pub(crate) struct MultiListener {
+    listeners: Vec<TcpListener>,
+    next: usize,
+}
+
+impl MultiListener {
+    /// Binds every address, in order.
+    pub(crate) async fn bind(addrs: &[SocketAddr]) -> io::Result<Self> {
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no address to bind",
+            ));
+        }
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            listeners.push(TcpListener::bind(addr).await?);
+        }
+        Ok(Self { listeners, next: 0 })
+    }
+
+    /// The addresses bound, in order.
+    pub(crate) fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.listeners.iter().map(TcpListener::local_addr).collect()
+    }
+}
+
+impl Listener for MultiListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>> {
+        Box::pin(std::future::poll_fn(move |cx| {
+            let n = self.listeners.len();
+            for i in 0..n {
+                let at = (self.next + i) % n;
+                if let std::task::Poll::Ready(result) = self.listeners[at].poll_accept(cx) {
+                    self.next = (at + 1) % n;
+                    let accepted = result.and_then(|(stream, peer)| Ok((boxed(stream)?, peer)));
+                    return std::task::Poll::Ready(accepted);
+                }
+            }
+            std::task::Poll::Pending
+        }))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listeners.first().map_or_else(
+            || Err(io::ErrorKind::NotFound.into()),
+            TcpListener::local_addr,
+        )
     }
 }
 

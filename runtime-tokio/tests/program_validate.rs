@@ -1,0 +1,103 @@
+//! `revtun --mode validate` on the examples and on a broken file; `revtun demo`.
+
+mod program;
+
+use std::time::{Duration, Instant};
+
+use program::{run, temp_dir};
+
+#[test]
+fn every_example_validates() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(examples).expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        seen += 1;
+        let path = path.to_str().expect("utf-8 path");
+        let out = run(&["--mode", "validate", "-c", path], Duration::from_secs(10));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{path}: {stdout}");
+        assert!(
+            stdout.starts_with(path) && stdout.contains(": OK, "),
+            "{stdout}"
+        );
+    }
+    assert!(seen >= 3, "examples found: {seen}");
+}
+
+#[test]
+fn broken_file_prints_every_error_and_fails() {
+    let dir = temp_dir("validate");
+    let file = dir.join("broken.yaml");
+    std::fs::write(
+        &file,
+        r#"
+static_resources:
+  listeners:
+  - name: reverse_listener
+    address:
+      socket_address: { address: "rc://node-1:edge:tenant-a@upstream:0", port_value: 0 }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp
+          cluster: local-service
+"#,
+    )
+    .expect("write");
+    let out = run(
+        &["--mode", "validate", "-c", file.to_str().expect("path")],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "static_resources.listeners[0].address.socket_address.address: \
+         Connection count 0 is outside the supported range [1, 1024]\n\
+         static_resources.listeners[0].address.socket_address.address: \
+         an rc:// listener requires the downstream reverse tunnel bootstrap extension \
+         'envoy.bootstrap.reverse_tunnel.downstream_socket_interface' to be configured. \
+         Please add it to bootstrap_extensions in your bootstrap configuration.\n\
+         static_resources.listeners[0].filter_chains[0].filters[0].typed_config.cluster: \
+         cluster 'local-service' is not defined in static_resources.clusters\n"
+    );
+
+    let missing = dir.join("missing.yaml");
+    let missing = missing.to_str().expect("path");
+    let out = run(
+        &["--mode", "validate", "-c", missing],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(missing), "names the file: {stdout}");
+
+    let out = run(&["-c", missing], Duration::from_secs(10));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(missing));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn demo_exits_zero_quickly() {
+    let started = Instant::now();
+    let out = run(&["demo"], Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("tunnels up"), "{stdout}");
+    assert_eq!(stdout.matches("200 OK").count(), 4, "{stdout}");
+    assert!(
+        stdout.contains("reverse_connections.claims.handed_out: 4"),
+        "{stdout}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
