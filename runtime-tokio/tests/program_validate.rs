@@ -83,6 +83,39 @@ static_resources:
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// What the config model accepts but the program cannot run yet fails validation too (not only at start).
+#[test]
+fn unsupported_features_fail_validation() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let text = std::fs::read_to_string(format!("{examples}/multiple-clusters-downstream.yaml"))
+        .expect("example");
+    let one_name = "                address: \"localhost\"\n                port_value: 8082\n";
+    assert!(
+        text.contains(one_name),
+        "the example changed shape; adjust this test"
+    );
+    let two_names = format!(
+        "{one_name}        - endpoint:\n            address:\n              socket_address:\n\
+         {}",
+        one_name.replace("8082", "8083")
+    );
+    let text = text.replacen(one_name, &two_names, 1);
+    let dir = temp_dir("unsupported");
+    let file = dir.join("two-names.yaml");
+    std::fs::write(&file, &text).expect("write");
+    let out = run(
+        &["--mode", "validate", "-c", file.to_str().expect("path")],
+        Duration::from_secs(10),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("a STRICT_DNS cluster with more than one named endpoint"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn demo_exits_zero_quickly() {
     let started = Instant::now();

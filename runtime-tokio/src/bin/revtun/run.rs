@@ -268,12 +268,19 @@ fn host_source(name: &str, cluster: &ClusterPlan) -> anyhow::Result<HostSource> 
     }
 }
 
-/// What the config model accepts but this program cannot run yet: refused at start, never ignored.
-fn unsupported(plan: &Bootstrap) -> anyhow::Result<()> {
+/// What the config model accepts but this program cannot run yet: refused at start (and by
+/// `--mode validate`), never ignored.
+pub(crate) fn unsupported(plan: &Bootstrap) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for (name, cluster) in &plan.clusters {
         if cluster.tls.is_some() {
             problems.push(format!("cluster '{name}': transport_socket (TLS)"));
+        }
+        let named = cluster.endpoints.iter().any(|e| e.socket_addr().is_none());
+        if cluster.kind == ClusterKind::StrictDns && named && cluster.endpoints.len() > 1 {
+            problems.push(format!(
+                "cluster '{name}': a STRICT_DNS cluster with more than one named endpoint"
+            ));
         }
     }
     for listener in plan.initiator.iter().flat_map(|i| &i.listeners) {

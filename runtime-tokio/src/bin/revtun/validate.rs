@@ -19,10 +19,16 @@ pub fn run(path: Option<&Path>) -> ExitCode {
         return ExitCode::from(2);
     };
     match load(path) {
-        Ok(plan) => {
-            println!("{}: OK, {}", path.display(), summary(&plan));
-            ExitCode::SUCCESS
-        }
+        Ok(plan) => match crate::run::unsupported(&plan) {
+            Ok(()) => {
+                println!("{}: OK, {}", path.display(), summary(&plan));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(text) => {
             println!("{text}");
             ExitCode::FAILURE
