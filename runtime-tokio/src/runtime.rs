@@ -2,17 +2,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use revtun_driver::{BoxFuture, BoxStream, Listener, Runtime};
-use socket2::{SockRef, TcpKeepalive};
+use revtun_driver::{BoxFuture, BoxStream, Listener, Runtime, tune_tcp};
+use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio_util::compat::TokioAsyncReadCompatExt;
-
-/// Idle time before the first TCP keepalive probe, and the time between probes.
-const TCP_KEEPALIVE_TIME: Duration = Duration::from_secs(60);
-const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The tokio runtime, as the driver sees it. Spawns on the runtime it was made on.
 #[derive(Clone, Debug)]
@@ -35,32 +31,13 @@ impl TokioRuntime {
     }
 }
 
-/// Sets `TCP_NODELAY` and TCP keepalive on a connected socket.
-fn configure(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let keepalive = TcpKeepalive::new()
-        .with_time(TCP_KEEPALIVE_TIME)
-        .with_interval(TCP_KEEPALIVE_INTERVAL);
-    SockRef::from(stream).set_tcp_keepalive(&keepalive)
-}
-
+/// `TCP_NODELAY` and TCP keepalive set, then erased for the driver.
 fn boxed(stream: TcpStream) -> io::Result<BoxStream> {
-    configure(&stream)?;
+    tune_tcp(SockRef::from(&stream))?;
     Ok(Box::new(stream.compat()))
 }
 
 impl Runtime for TokioRuntime {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn unix_ms(&self) -> u64 {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    }
-
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         // Detached: the driver's tasks end by themselves when their channels close.
         drop(self.handle.spawn(future));
