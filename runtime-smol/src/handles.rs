@@ -29,7 +29,13 @@ impl ReverseListener {
         config: InitiatorConfig,
         clusters: Vec<(String, HostSource)>,
     ) -> Result<Self, StartError> {
-        Self::bind_on(SmolRuntime::new(), config, clusters, ListenerOptions::default()).await
+        Self::bind_on(
+            SmolRuntime::new(),
+            config,
+            clusters,
+            ListenerOptions::default(),
+        )
+        .await
     }
 
     /// [`bind`](Self::bind) on a chosen [`SmolRuntime`] (e.g. a supplied executor), with options.
@@ -80,7 +86,13 @@ impl Responder {
     /// # Errors
     /// See [`ResponderHandle::bind`].
     pub async fn bind(addr: SocketAddr, config: ResponderConfig) -> Result<Self, StartError> {
-        Self::bind_on(SmolRuntime::new(), addr, config, ResponderOptions::default()).await
+        Self::bind_on(
+            SmolRuntime::new(),
+            addr,
+            config,
+            ResponderOptions::default(),
+        )
+        .await
     }
 
     /// [`bind`](Self::bind) on a chosen [`SmolRuntime`], with options (seed, authorizer).

@@ -39,7 +39,11 @@ impl SmolRuntime {
 
 impl fmt::Debug for SmolRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let executor = if self.executor.is_some() { "supplied" } else { "global" };
+        let executor = if self.executor.is_some() {
+            "supplied"
+        } else {
+            "global"
+        };
         f.debug_struct("SmolRuntime")
             .field("executor", &executor)
             .finish()
