@@ -79,5 +79,5 @@ pub use initiator::{DEFAULT_ACCEPT_BACKLOG, ListenerOptions, ReverseListener, Tu
 pub use relay::relay;
 pub use responder::{ResponderHandle, ResponderOptions};
 pub use revtun_core;
-pub use runtime::{AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
+pub use runtime::{AsyncStream, BoxFuture, BoxStream, Listener, Runtime, tune_tcp};
 pub use stream::TunnelStream;

@@ -11,9 +11,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_io::{AsyncRead, AsyncWrite};
+use socket2::{SockRef, TcpKeepalive};
 
 /// A boxed, sendable future: what [`Runtime`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -46,11 +47,20 @@ pub trait Listener: Send + 'static {
 /// context except where the runtime requires it (tokio's timers and sockets do: the tokio
 /// implementation spawns on a captured handle, so the futures run on its workers).
 pub trait Runtime: Send + Sync + fmt::Debug + 'static {
-    /// The monotonic clock every `now` given to the core comes from.
-    fn now(&self) -> Instant;
+    /// The monotonic clock every `now` given to the core comes from. Defaults to [`Instant::now`];
+    /// override it to fake time in tests.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 
-    /// The wall clock in unix epoch milliseconds (the handshake's initiation-time header).
-    fn unix_ms(&self) -> u64;
+    /// The wall clock in unix epoch milliseconds (the handshake's initiation-time header). Defaults to
+    /// the system clock (0 before 1970, saturating far in the future).
+    fn unix_ms(&self) -> u64 {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    }
 
     /// Runs `future` to completion in the background. The driver never aborts a task from outside:
     /// every task it spawns ends by itself when the channels that feed it close.
@@ -68,4 +78,23 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// Resolves `host` (a DNS name or an IP literal) to the addresses it has, each with `port`, in the
     /// resolver's order.
     fn resolve(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>>;
+}
+
+/// Idle time before the first TCP keepalive probe.
+const TCP_KEEPALIVE_TIME: Duration = Duration::from_secs(60);
+/// Time between TCP keepalive probes.
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Sets `TCP_NODELAY` and TCP keepalive (first probe after 60 s idle, then every 10 s) on a connected
+/// socket: what every [`Runtime`] does to the streams it hands out. Takes any socket through
+/// `SockRef::from(&stream)`.
+///
+/// # Errors
+/// The system refused an option.
+pub fn tune_tcp(socket: SockRef<'_>) -> io::Result<()> {
+    socket.set_tcp_nodelay(true)?;
+    let keepalive = TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE_TIME)
+        .with_interval(TCP_KEEPALIVE_INTERVAL);
+    socket.set_tcp_keepalive(&keepalive)
 }

@@ -1,18 +1,18 @@
 //! [`TokioRuntime`]: the driver's [`Runtime`] on tokio (tokio::net, tokio::time, `lookup_host`).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
-use revtun_driver::{BoxFuture, BoxStream, Listener, Runtime};
-use socket2::{SockRef, TcpKeepalive};
+use revtun_driver::{BoxFuture, BoxStream, Listener, Runtime, tune_tcp};
+use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio_util::compat::TokioAsyncReadCompatExt;
-
-/// Idle time before the first TCP keepalive probe, and the time between probes.
-const TCP_KEEPALIVE_TIME: Duration = Duration::from_secs(60);
-const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The tokio runtime, as the driver sees it. Spawns on the runtime it was made on.
 #[derive(Clone, Debug)]
@@ -33,6 +33,18 @@ impl TokioRuntime {
     pub fn new(handle: Handle) -> Self {
         Self { handle }
     }
+
+    /// `future`, polled inside tokio's context, so that sockets register with this runtime's reactor
+    /// even when another executor polls them (e.g. next to smol).
+    fn in_context<T: 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> BoxFuture<'static, T> {
+        Box::pin(InContext {
+            handle: self.handle.clone(),
+            future: Box::pin(future),
+        })
+    }
 }
 
 /// Sets `TCP_NODELAY` and TCP keepalive on a connected socket, as the driver's own sockets have them
@@ -41,54 +53,59 @@ impl TokioRuntime {
 /// # Errors
 /// The socket option could not be set.
 pub fn configure(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let keepalive = TcpKeepalive::new()
-        .with_time(TCP_KEEPALIVE_TIME)
-        .with_interval(TCP_KEEPALIVE_INTERVAL);
-    SockRef::from(stream).set_tcp_keepalive(&keepalive)
+    tune_tcp(SockRef::from(stream))
 }
 
+/// `TCP_NODELAY` and TCP keepalive set, then erased for the driver.
 fn boxed(stream: TcpStream) -> io::Result<BoxStream> {
-    configure(&stream)?;
+    tune_tcp(SockRef::from(&stream))?;
     Ok(Box::new(stream.compat()))
 }
 
 impl Runtime for TokioRuntime {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn unix_ms(&self) -> u64 {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    }
-
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         // Detached: the driver's tasks end by themselves when their channels close.
         drop(self.handle.spawn(future));
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
-        let _entered = self.handle.enter();
-        Box::pin(tokio::time::sleep_until(deadline.into()))
+        let sleep = {
+            let _entered = self.handle.enter();
+            tokio::time::sleep_until(deadline.into())
+        };
+        self.in_context(sleep)
     }
 
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move { boxed(TcpStream::connect(addr).await?) })
+        self.in_context(async move { boxed(TcpStream::connect(addr).await?) })
     }
 
     fn bind(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
-        Box::pin(async move {
+        self.in_context(async move {
             let listener = TcpListener::bind(addr).await?;
-            Ok(Box::new(TokioListener(listener)) as Box<dyn Listener>)
+            let handle = Handle::current();
+            Ok(Box::new(TokioListener(Arc::new(listener), handle)) as Box<dyn Listener>)
         })
     }
 
     fn resolve(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         let host = host.to_owned();
-        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+        self.in_context(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+}
+
+/// A future that enters its runtime's context at every poll.
+struct InContext<F> {
+    handle: Handle,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InContext<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _entered = self.handle.enter();
+        self.future.as_mut().poll(cx)
     }
 }
 
@@ -147,15 +164,21 @@ impl Listener for MultiListener {
     }
 }
 
-/// A bound [`TcpListener`] as the driver's [`Listener`].
+/// A bound [`TcpListener`] as the driver's [`Listener`] (accepted sockets register in `handle`'s
+/// context).
 #[derive(Debug)]
-struct TokioListener(TcpListener);
+struct TokioListener(Arc<TcpListener>, Handle);
 
 impl Listener for TokioListener {
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>> {
-        Box::pin(async move {
-            let (stream, peer) = self.0.accept().await?;
+        let listener = self.0.clone();
+        let accept = async move {
+            let (stream, peer) = listener.accept().await?;
             Ok((boxed(stream)?, peer))
+        };
+        Box::pin(InContext {
+            handle: self.1.clone(),
+            future: Box::pin(accept),
         })
     }
 

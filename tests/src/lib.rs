@@ -10,4 +10,5 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+pub mod scenarios;
 pub mod sim;

@@ -2,19 +2,16 @@
 //! as the protocol's last bytes (after `RDATA`, after the 200) reach the user first, and no byte is lost
 //! or read past a claim.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
-use revtun_tokio::core::handshake::{
-    DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest,
-};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use revtun_core::handshake::{DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest};
+
+use super::*;
 
 /// Reads until the end of an HTTP head; returns the head.
-async fn read_head(sock: &mut TcpStream) -> String {
+async fn read_head(sock: &mut BoxStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -25,9 +22,9 @@ async fn read_head(sock: &mut TcpStream) -> String {
 }
 
 /// Reads exactly `n` bytes, within a second.
-async fn read_n(sock: &mut (impl AsyncRead + Unpin), n: usize) -> Vec<u8> {
+async fn read_n(rt: &dyn Runtime, sock: &mut (impl AsyncRead + Unpin), n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
-    tokio::time::timeout(Duration::from_secs(1), sock.read_exact(&mut buf))
+    timeout(rt, Duration::from_secs(1), sock.read_exact(&mut buf))
         .await
         .expect("bytes within a second")
         .expect("read");
@@ -36,18 +33,19 @@ async fn read_n(sock: &mut (impl AsyncRead + Unpin), n: usize) -> Vec<u8> {
 
 /// Writes `data` on `from` and checks that `to` reads exactly it.
 async fn pass(
+    rt: &dyn Runtime,
     from: &mut (impl AsyncWrite + Unpin),
     to: &mut (impl AsyncRead + Unpin),
     data: &[u8],
 ) {
     from.write_all(data).await.unwrap();
-    assert_eq!(read_n(to, data.len()).await, data);
+    assert_eq!(read_n(rt, to, data.len()).await, data);
 }
 
 /// Echoes the responder's `RPING`s until another 5-byte unit arrives, and returns that unit.
-async fn skip_pings(sock: &mut TcpStream) -> Vec<u8> {
+async fn skip_pings(rt: &dyn Runtime, sock: &mut BoxStream) -> Vec<u8> {
     loop {
-        let unit = read_n(sock, 5).await;
+        let unit = read_n(rt, sock, 5).await;
         if unit != b"RPING" {
             return unit;
         }
@@ -55,11 +53,13 @@ async fn skip_pings(sock: &mut TcpStream) -> Vec<u8> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn initiator_hands_over_bytes_that_came_with_rdata() {
-    common::within(async {
-        let raw = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listener = initiator(raw.local_addr().unwrap(), 1, true).await;
+/// Scenario: initiator hands over bytes that came with rdata.
+pub async fn initiator_hands_over_bytes_that_came_with_rdata(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let mut raw = sides.responder.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let raw_addr = raw.local_addr().unwrap();
+        let listener = initiator(&sides, raw_addr, 1, true).await;
         let (mut sock, _) = raw.accept().await.unwrap();
         let head = read_head(&mut sock).await;
         assert!(head.starts_with("GET /reverse_connections/request HTTP/1.1\r\n"), "{head}");
@@ -72,16 +72,16 @@ async fn initiator_hands_over_bytes_that_came_with_rdata() {
         )
         .await
         .unwrap();
-        assert_eq!(read_n(&mut sock, 10).await, b"RPINGRDATA");
+        assert_eq!(read_n(rt, &mut sock, 10).await, b"RPINGRDATA");
 
         let (mut tunnel, info) = listener.accept().await.unwrap();
-        assert_eq!(info.host, raw.local_addr().unwrap());
-        assert_eq!(read_n(&mut tunnel, 5).await, b"hello");
-        pass(&mut tunnel, &mut sock, b"RPING is data now").await;
-        pass(&mut sock, &mut tunnel, b"RDATA too").await;
+        assert_eq!(info.host, raw_addr);
+        assert_eq!(read_n(rt, &mut tunnel, 5).await, b"hello");
+        pass(rt, &mut tunnel, &mut sock, b"RPING is data now").await;
+        pass(rt, &mut sock, &mut tunnel, b"RDATA too").await;
 
         drop(tunnel);
-        shut_down("initiator", listener.shutdown()).await;
+        shut_down(rt, "initiator", listener.shutdown()).await;
     })
     .await;
 }
@@ -104,9 +104,13 @@ fn request(claim_marker: bool, host: std::net::SocketAddr) -> bytes::Bytes {
 }
 
 /// A responder with one tunnel registered by a raw socket (offering the claim marker or not).
-async fn registered(claim_marker: bool) -> (revtun_tokio::Responder, TcpStream) {
-    let responder = responder().await;
-    let mut sock = TcpStream::connect(responder.local_addr()).await.unwrap();
+async fn registered(sides: &Sides, claim_marker: bool) -> (ResponderHandle, BoxStream) {
+    let responder = responder(sides).await;
+    let mut sock = sides
+        .initiator
+        .connect(responder.local_addr())
+        .await
+        .unwrap();
     let request = request(claim_marker, responder.local_addr());
     sock.write_all(&request).await.unwrap();
     let expected = if claim_marker {
@@ -115,45 +119,53 @@ async fn registered(claim_marker: bool) -> (revtun_tokio::Responder, TcpStream) 
         "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
     };
     assert_eq!(read_head(&mut sock).await, expected);
-    wait_idle(&responder, 1).await;
+    wait_idle(sides.rt(), &responder, 1).await;
     (responder, sock)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn responder_hands_over_bytes_that_came_with_the_rdata_answer() {
-    common::within(async {
-        let (responder, mut sock) = registered(true).await;
+/// Scenario: responder hands over bytes that came with the rdata answer.
+pub async fn responder_hands_over_bytes_that_came_with_the_rdata_answer(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let (responder, mut sock) = registered(&sides, true).await;
 
-        let claim = tokio::spawn({
+        let claim = spawn(&*sides.responder, {
             let responder = responder.clone();
             async move { responder.connect(NODE).await }
         });
-        assert_eq!(skip_pings(&mut sock).await, b"RDATA");
+        assert_eq!(skip_pings(rt, &mut sock).await, b"RDATA");
         // The answer and the first data bytes in one write: the data must come out of the stream first.
         sock.write_all(b"RDATAearly bytes").await.unwrap();
-        let mut stream = claim.await.unwrap().expect("claimed");
-        assert_eq!(read_n(&mut stream, 11).await, b"early bytes");
-        pass(&mut stream, &mut sock, b"RPING back").await;
+        let mut stream = claim.join().await.expect("claimed");
+        assert_eq!(read_n(rt, &mut stream, 11).await, b"early bytes");
+        pass(rt, &mut stream, &mut sock, b"RPING back").await;
 
         drop(stream);
-        shut_down("responder", responder.shutdown()).await;
+        shut_down(rt, "responder", responder.shutdown()).await;
     })
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn responder_in_envoy_mode_starts_writing_data_on_the_tunnel() {
-    common::within(async {
-        let (responder, mut sock) = registered(false).await;
+/// Scenario: responder in envoy mode starts writing data on the tunnel.
+pub async fn responder_in_envoy_mode_starts_writing_data_on_the_tunnel(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let (responder, mut sock) = registered(&sides, false).await;
 
         let mut stream = responder.connect(NODE).await.expect("claimed");
         stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-        assert_eq!(skip_pings(&mut sock).await, b"GET /");
-        assert_eq!(read_n(&mut sock, 11).await, b" HTTP/1.1\r\n");
-        pass(&mut sock, &mut stream, b"HTTP/1.1 204 No Content\r\n\r\n").await;
+        assert_eq!(skip_pings(rt, &mut sock).await, b"GET /");
+        assert_eq!(read_n(rt, &mut sock, 11).await, b" HTTP/1.1\r\n");
+        pass(
+            rt,
+            &mut sock,
+            &mut stream,
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        )
+        .await;
 
         drop(stream);
-        shut_down("responder", responder.shutdown()).await;
+        shut_down(rt, "responder", responder.shutdown()).await;
     })
     .await;
 }

@@ -1,26 +1,26 @@
 //! Dropping the ReverseListener closes its idle tunnels (the responder sees them go); a tunnel already
 //! accepted stays with its stream.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_the_listener_closes_idle_tunnels_only() {
-    common::within(async {
-        let responder = responder().await;
-        let listener = initiator(responder.local_addr(), 3, true).await;
-        wait_idle(&responder, 3).await;
+use super::*;
 
-        let (claimed, accepted) = tokio::join!(responder.connect(NODE), listener.accept());
+/// Scenario: dropping the listener closes idle tunnels only.
+pub async fn dropping_the_listener_closes_idle_tunnels_only(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let responder = responder(&sides).await;
+        let listener = initiator(&sides, responder.local_addr(), 3, true).await;
+        wait_idle(rt, &responder, 3).await;
+
+        let (claimed, accepted) = future::zip(responder.connect(NODE), listener.accept()).await;
         let mut claimed = claimed.expect("claim");
         let (mut accepted, _) = accepted.expect("accept");
         drop(listener);
 
-        wait_until(Duration::from_secs(2), "idle tunnels gone", || async {
+        wait_until(rt, Duration::from_secs(2), "idle tunnels gone", || async {
             let nodes = responder.nodes().await.unwrap();
             nodes.len() == 1 && nodes[0].idle == 0 && nodes[0].in_use == 1
         })
@@ -37,11 +37,11 @@ async fn dropping_the_listener_closes_idle_tunnels_only() {
         claimed.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
         drop(claimed);
-        wait_until(Duration::from_secs(2), "node gone", || async {
+        wait_until(rt, Duration::from_secs(2), "node gone", || async {
             responder.nodes().await.unwrap().is_empty()
         })
         .await;
-        shut_down("responder", responder.shutdown()).await;
+        shut_down(rt, "responder", responder.shutdown()).await;
     })
     .await;
 }

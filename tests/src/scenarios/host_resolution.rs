@@ -1,20 +1,15 @@
-//! Host resolution of target clusters: STRICT_DNS and LOGICAL_DNS through the system resolver, and —
+//! Host resolution of target clusters: STRICT_DNS and LOGICAL_DNS through the runtime's resolver, and —
 //! through a runtime whose DNS answers are scripted — re-resolution every `dns_refresh_rate`, host
 //! changes, and failures counted as `cannot_connect` without a crash.
-
-mod common;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
-use revtun_tokio::TokioRuntime;
-use revtun_tokio::driver::{
-    BoxFuture, BoxStream, DnsHosts, HostSource, Listener, ListenerOptions, LookupFamily,
-    ReverseListener, Runtime,
-};
+use revtun_driver::{BoxFuture, DnsHosts, Listener, LookupFamily};
+
+use super::*;
 
 fn dns(family: LookupFamily, port: u16) -> DnsHosts {
     DnsHosts {
@@ -24,49 +19,38 @@ fn dns(family: LookupFamily, port: u16) -> DnsHosts {
     }
 }
 
-async fn listener_with(rt: Arc<dyn Runtime>, source: HostSource) -> ReverseListener {
-    let clusters = vec![(TARGET.to_string(), source)];
-    ReverseListener::bind(
-        rt,
-        initiator_config(2, true),
-        clusters,
-        ListenerOptions::default(),
-    )
-    .await
-    .expect("initiator starts")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn strict_and_logical_dns_resolve_localhost() {
-    common::within(async {
-        let responder = responder().await;
+/// Scenario: strict and logical dns resolve localhost.
+pub async fn strict_and_logical_dns_resolve_localhost(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let responder = responder(&sides).await;
         let port = responder.local_addr().port();
-        let rt: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
         for source in [
             HostSource::StrictDns(dns(LookupFamily::V4Only, port)),
             HostSource::LogicalDns(dns(LookupFamily::V4Only, port)),
         ] {
-            let listener = listener_with(rt.clone(), source).await;
-            wait_idle(&responder, 2).await;
+            let listener = initiator_with(sides.initiator.clone(), 2, true, source).await;
+            wait_idle(rt, &responder, 2).await;
             let host = format!("downstream_reverse_connection.host.127.0.0.1:{port}.idle");
             wait_until(
+                rt,
                 Duration::from_secs(2),
                 "initiator idle on 127.0.0.1",
                 || async { listener.stats().await.unwrap().get(&host) == Some(2) },
             )
             .await;
-            shut_down("initiator", listener.shutdown()).await;
-            wait_idle(&responder, 0).await;
+            shut_down(rt, "initiator", listener.shutdown()).await;
+            wait_idle(rt, &responder, 0).await;
         }
-        shut_down("responder", responder.shutdown()).await;
+        shut_down(rt, "responder", responder.shutdown()).await;
     })
     .await;
 }
 
-/// The tokio runtime with a scripted resolver: `None` fails the lookup.
+/// A runtime with a scripted resolver (`None` fails the lookup); everything else is `inner`'s.
 #[derive(Debug)]
 struct ScriptedDns {
-    tokio: TokioRuntime,
+    inner: Arc<dyn Runtime>,
     answer: Mutex<Option<Vec<SocketAddr>>>,
     lookups: Mutex<Vec<Instant>>,
 }
@@ -79,22 +63,22 @@ impl ScriptedDns {
 
 impl Runtime for ScriptedDns {
     fn now(&self) -> Instant {
-        self.tokio.now()
+        self.inner.now()
     }
     fn unix_ms(&self) -> u64 {
-        self.tokio.unix_ms()
+        self.inner.unix_ms()
     }
     fn spawn(&self, future: BoxFuture<'static, ()>) {
-        self.tokio.spawn(future);
+        self.inner.spawn(future);
     }
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
-        self.tokio.sleep_until(deadline)
+        self.inner.sleep_until(deadline)
     }
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<BoxStream>> {
-        self.tokio.connect(addr)
+        self.inner.connect(addr)
     }
     fn bind(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
-        self.tokio.bind(addr)
+        self.inner.bind(addr)
     }
     fn resolve(&self, _host: &str, _port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         self.lookups.lock().unwrap().push(Instant::now());
@@ -103,21 +87,22 @@ impl Runtime for ScriptedDns {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn re_resolution_follows_changes_and_counts_failures() {
-    common::within(async {
-        let (a, b) = (responder().await, responder().await);
+/// Scenario: re resolution follows changes and counts failures.
+pub async fn re_resolution_follows_changes_and_counts_failures(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let (a, b) = (responder(&sides).await, responder(&sides).await);
         let scripted = Arc::new(ScriptedDns {
-            tokio: TokioRuntime::current(),
+            inner: sides.initiator.clone(),
             answer: Mutex::new(None),
             lookups: Mutex::new(Vec::new()),
         });
         let source = HostSource::StrictDns(dns(LookupFamily::All, 0));
-        let listener = listener_with(scripted.clone(), source).await;
+        let listener = initiator_with(scripted.clone(), 2, true, source).await;
 
         // Failing lookups: counted as cannot_connect, nothing dialled, nothing crashes.
         let cannot = format!("downstream_reverse_connection.cluster.{TARGET}.cannot_connect");
-        wait_until(Duration::from_secs(2), "failures counted", || async {
+        wait_until(rt, Duration::from_secs(2), "failures counted", || async {
             listener.stats().await.unwrap().get(&cannot).unwrap_or(0) >= 2
         })
         .await;
@@ -125,15 +110,15 @@ async fn re_resolution_follows_changes_and_counts_failures() {
 
         // The name now points at responder A, then moves to B: A's idle tunnels close, B gets the pool.
         scripted.set(Some(vec![a.local_addr()]));
-        wait_idle(&a, 2).await;
+        wait_idle(rt, &a, 2).await;
         scripted.set(Some(vec![b.local_addr()]));
-        wait_idle(&b, 2).await;
-        wait_idle(&a, 0).await;
+        wait_idle(rt, &b, 2).await;
+        wait_idle(rt, &a, 0).await;
 
         // A failure keeps the current hosts.
         scripted.set(None);
         let before = listener.stats().await.unwrap().get(&cannot).unwrap();
-        wait_until(Duration::from_secs(2), "failure counted", || async {
+        wait_until(rt, Duration::from_secs(2), "failure counted", || async {
             listener.stats().await.unwrap().get(&cannot).unwrap() > before
         })
         .await;
@@ -148,9 +133,9 @@ async fn re_resolution_follows_changes_and_counts_failures() {
             );
         }
 
-        shut_down("initiator", listener.shutdown()).await;
-        shut_down("responder a", a.shutdown()).await;
-        shut_down("responder b", b.shutdown()).await;
+        shut_down(rt, "initiator", listener.shutdown()).await;
+        shut_down(rt, "responder a", a.shutdown()).await;
+        shut_down(rt, "responder b", b.shutdown()).await;
     })
     .await;
 }

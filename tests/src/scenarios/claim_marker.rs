@@ -1,12 +1,12 @@
 //! Between two revtun peers the claim marker is negotiated: any bytes travel, including data that
 //! begins with `RPING` and protocols where the server speaks first; claimed tunnels are replaced.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use futures_lite::io::BufReader;
+use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, future};
+
+use super::*;
 
 /// A payload that looks like keepalive and claim markers, then a few KiB of varied bytes.
 fn tricky_payload() -> Vec<u8> {
@@ -15,17 +15,18 @@ fn tricky_payload() -> Vec<u8> {
     payload
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn data_beginning_with_rping_passes_intact_both_ways() {
-    common::within(async {
-        let setup = EchoSetup::start(2, true).await;
+/// Scenario: data beginning with rping passes intact both ways.
+pub async fn data_beginning_with_rping_passes_intact_both_ways(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let setup = EchoSetup::start(&sides, 2, true).await;
         let responder = &setup.responder;
 
         let payload = tricky_payload();
         let mut by_node = responder.connect(NODE).await.expect("claim by node");
-        assert_eq!(exchange(&mut by_node, &payload).await, payload);
+        assert_eq!(exchange(rt, &mut by_node, &payload).await, payload);
         let mut by_cluster = responder.connect(CLUSTER).await.expect("claim by cluster");
-        assert_eq!(exchange(&mut by_cluster, b"RPING").await, b"RPING");
+        assert_eq!(exchange(rt, &mut by_cluster, b"RPING").await, b"RPING");
 
         drop((by_node, by_cluster));
         setup.finish().await;
@@ -33,19 +34,20 @@ async fn data_beginning_with_rping_passes_intact_both_ways() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_speaks_first_through_the_tunnel() {
-    common::within(async {
-        let responder = responder().await;
-        let listener = initiator(responder.local_addr(), 1, true).await;
-        wait_idle(&responder, 1).await;
+/// Scenario: server speaks first through the tunnel.
+pub async fn server_speaks_first_through_the_tunnel(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let responder = responder(&sides).await;
+        let listener = initiator(&sides, responder.local_addr(), 1, true).await;
+        wait_idle(rt, &responder, 1).await;
 
         // The service behind the initiator greets before it reads anything (SMTP, MySQL, FTP…).
         let service = async {
             let (mut tunnel, info) = listener.accept().await.expect("accept");
             assert_eq!(info.cluster, TARGET);
             assert_eq!(info.host, responder.local_addr());
-            assert_eq!(tunnel.get_ref().id(), info.id);
+            assert_eq!(tunnel.id(), info.id);
             tunnel.write_all(b"220 revtun ready\r\n").await.unwrap();
             let mut line = String::new();
             let mut reader = BufReader::new(&mut tunnel);
@@ -57,7 +59,7 @@ async fn server_speaks_first_through_the_tunnel() {
             let stream = responder.connect(NODE).await.expect("claim");
             let mut reader = BufReader::new(stream);
             let mut greeting = String::new();
-            tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut greeting))
+            timeout(rt, Duration::from_secs(2), reader.read_line(&mut greeting))
                 .await
                 .expect("the greeting arrives without the client writing first")
                 .unwrap();
@@ -71,18 +73,19 @@ async fn server_speaks_first_through_the_tunnel() {
             reader.read_to_string(&mut rest).await.unwrap();
             assert_eq!(rest, "250 hello\r\n");
         };
-        tokio::join!(service, client);
+        future::zip(service, client).await;
 
-        shut_down("initiator", listener.shutdown()).await;
-        shut_down("responder", responder.shutdown()).await;
+        shut_down(rt, "initiator", listener.shutdown()).await;
+        shut_down(rt, "responder", responder.shutdown()).await;
     })
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claimed_tunnels_are_replaced_and_released() {
-    common::within(async {
-        let setup = EchoSetup::start(2, true).await;
+/// Scenario: claimed tunnels are replaced and released.
+pub async fn claimed_tunnels_are_replaced_and_released(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let setup = EchoSetup::start(&sides, 2, true).await;
         let (responder, listener) = (&setup.responder, &setup.listener);
 
         let mut held = Vec::new();
@@ -95,13 +98,14 @@ async fn claimed_tunnels_are_replaced_and_released() {
             held.push(stream);
         }
         // The pool is back to `count` idle tunnels while three are in use.
-        wait_until(Duration::from_secs(3), "pool refilled", || async {
+        wait_until(rt, Duration::from_secs(3), "pool refilled", || async {
             let nodes = responder.nodes().await.unwrap();
             nodes.len() == 1 && nodes[0].idle == 2 && nodes[0].in_use == 3
         })
         .await;
         // The initiator counts a tunnel idle once it has read the 200, a moment after the responder.
         wait_until(
+            rt,
             Duration::from_secs(3),
             "initiator pool refilled",
             || async {
@@ -114,6 +118,7 @@ async fn claimed_tunnels_are_replaced_and_released() {
         // Dropping the streams ends the in-use tunnels on both sides.
         drop(held);
         wait_until(
+            rt,
             Duration::from_secs(3),
             "in-use tunnels released",
             || async {
