@@ -4,35 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use revtun_tokio::core::handshake::{
-    DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest,
-};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// Reads until the end of an HTTP head; returns the head.
-async fn read_head(sock: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        sock.read_exact(&mut byte).await.expect("head");
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
-}
-
-/// Reads exactly `n` bytes, within a second.
-async fn read_n(sock: &mut (impl AsyncRead + Unpin), n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    tokio::time::timeout(Duration::from_secs(1), sock.read_exact(&mut buf))
-        .await
-        .expect("bytes within a second")
-        .expect("read");
-    buf
-}
 
 /// Writes `data` on `from` and checks that `to` reads exactly it.
 async fn pass(
@@ -84,23 +58,6 @@ async fn initiator_hands_over_bytes_that_came_with_rdata() {
         shut_down("initiator", listener.shutdown()).await;
     })
     .await;
-}
-
-fn request(claim_marker: bool, host: std::net::SocketAddr) -> bytes::Bytes {
-    HandshakeRequest {
-        method: DEFAULT_REQUEST_METHOD,
-        path: DEFAULT_REQUEST_PATH,
-        host,
-        node: NODE,
-        cluster: CLUSTER,
-        tenant: "",
-        target_cluster: TARGET,
-        initiation_time_ms: 0,
-        upgrade: false,
-        offer_claim_marker: claim_marker,
-        extra_headers: &[],
-    }
-    .to_bytes()
 }
 
 /// A responder with one tunnel registered by a raw socket (offering the claim marker or not).
