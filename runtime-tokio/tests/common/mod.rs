@@ -5,11 +5,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use revtun_tokio::core::handshake::{
+    DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest,
+};
 use revtun_tokio::core::initiator::{InitiatorConfig, TargetCluster};
 use revtun_tokio::core::keepalive::KeepaliveConfig;
 use revtun_tokio::core::responder::ResponderConfig;
 use revtun_tokio::{HostSource, ListenerOptions, Responder, ResponderOptions, ReverseListener};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 pub const NODE: &str = "node-a";
 pub const CLUSTER: &str = "edge";
@@ -193,4 +197,43 @@ pub async fn within<T>(body: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(15), body)
         .await
         .expect("the test did not finish within 15 s")
+}
+
+/// Reads until the end of an HTTP head; returns the head.
+pub async fn read_head(sock: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        sock.read_exact(&mut byte).await.expect("head");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads exactly `n` bytes, within a second.
+pub async fn read_n(sock: &mut (impl AsyncRead + Unpin), n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(Duration::from_secs(1), sock.read_exact(&mut buf))
+        .await
+        .expect("bytes within a second")
+        .expect("read");
+    buf
+}
+
+/// A valid handshake request of [`NODE`] for [`TARGET`], as an initiator at `host` sends it.
+pub fn request(claim_marker: bool, host: std::net::SocketAddr) -> bytes::Bytes {
+    HandshakeRequest {
+        method: DEFAULT_REQUEST_METHOD,
+        path: DEFAULT_REQUEST_PATH,
+        host,
+        node: NODE,
+        cluster: CLUSTER,
+        tenant: "",
+        target_cluster: TARGET,
+        initiation_time_ms: 0,
+        upgrade: false,
+        offer_claim_marker: claim_marker,
+        extra_headers: &[],
+    }
+    .to_bytes()
 }
