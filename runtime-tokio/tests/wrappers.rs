@@ -1,31 +1,83 @@
 //! The tokio-flavoured wrappers: `ReverseListener`, `Responder`, `TunnelStream` (tokio's `AsyncRead` +
 //! `AsyncWrite` through `Compat`) and `relay` on tokio streams. The protocol scenarios themselves run
-//! on every runtime from `tests/src/scenarios/`.
+//! on every runtime from `tests/src/scenarios/`, whose configs and helpers these tests share.
 
-mod common;
-
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use revtun_tests::scenarios::{NODE, TARGET, echo, initiator_config, responder_config, wait_idle};
+use revtun_tokio::{
+    HostSource, ListenerOptions, Responder, ResponderOptions, ReverseListener, TokioRuntime,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Runs a test body with an upper bound, so a broken driver fails the test instead of hanging it.
+async fn within<T>(body: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(15), body)
+        .await
+        .expect("the test did not finish within 15 s")
+}
+
+/// Shuts a handle down, and checks that every task it spawned ended within two seconds.
+async fn shut_down(what: &str, shutdown: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(2), shutdown)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: tasks still running after shutdown"));
+}
+
+/// A responder and an initiator with `count` tunnels (claim marker on) to it, the pool full.
+async fn connected(count: u32) -> (Responder, ReverseListener) {
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let responder = Responder::bind_with(addr, responder_config(), ResponderOptions::default())
+        .await
+        .expect("responder binds");
+    let hosts = vec![(
+        TARGET.into(),
+        HostSource::Static(vec![responder.local_addr()]),
+    )];
+    let config = initiator_config(count, true);
+    let listener = ReverseListener::bind_with(config, hosts, ListenerOptions::default())
+        .await
+        .expect("initiator starts");
+    let rt = TokioRuntime::new(tokio::runtime::Handle::current());
+    wait_idle(&rt, &responder, u64::from(count)).await;
+    (responder, listener)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_streams_carry_data_both_ways_and_report_their_tunnel() {
-    common::within(async {
-        let setup = EchoSetup::start(2, true).await;
-        let mut stream = setup.responder.connect(NODE).await.expect("claim");
-        assert_eq!(
-            exchange(&mut stream, b"RPING then data").await,
-            b"RPING then data"
-        );
+    within(async {
+        // An echo service behind the initiator; the client writes, half-closes and reads to EOF.
+        let (responder, listener) = connected(2).await;
+        let listener = Arc::new(listener);
+        let service = tokio::spawn({
+            let listener = listener.clone();
+            async move {
+                while let Ok((tunnel, _info)) = listener.accept().await {
+                    tokio::spawn(echo(tunnel.into_inner()));
+                }
+            }
+        });
+        let mut stream = responder.connect(NODE).await.expect("claim");
+        stream.write_all(b"RPING then data").await.expect("write");
+        stream.shutdown().await.expect("half-close");
+        let mut back = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut back))
+            .await
+            .expect("echo within 5 s")
+            .expect("read");
+        assert_eq!(back, b"RPING then data");
         drop(stream);
-        setup.finish().await;
+        service.abort();
+        let _ = service.await;
+        let listener = Arc::into_inner(listener).expect("the echo task held the other reference");
+        shut_down("initiator", listener.shutdown()).await;
+        shut_down("responder", responder.shutdown()).await;
 
         // Server speaks first, read with tokio's BufReader on both ends.
-        let responder = responder().await;
-        let listener = initiator(responder.local_addr(), 1, true).await;
-        wait_idle(&responder, 1).await;
+        let (responder, listener) = connected(1).await;
         let service = async {
             let (mut tunnel, info) = listener.accept().await.expect("accept");
             assert_eq!(tunnel.get_ref().id(), info.id);
@@ -47,7 +99,7 @@ async fn tokio_streams_carry_data_both_ways_and_report_their_tunnel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_takes_tokio_streams() {
-    common::within(async {
+    within(async {
         let pair = || async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

@@ -11,14 +11,17 @@ pub mod claim_marker;
 pub mod claim_timeout;
 pub mod envoy_mode;
 pub mod host_resolution;
+pub mod keepalive_wire;
 pub mod listener_drop;
 pub mod raw_peers;
 pub mod registration;
 pub mod relay;
 pub mod responder_restart;
 
+mod raw;
 mod support;
 
+pub use raw::*;
 pub use revtun_driver::{BoxStream, HostSource, ResponderHandle, ReverseListener, Runtime};
 pub use support::*;
 
@@ -51,6 +54,8 @@ macro_rules! all_scenarios {
             envoy_mode::http_request_goes_through_without_the_claim_marker,
             host_resolution::strict_and_logical_dns_resolve_localhost,
             host_resolution::re_resolution_follows_changes_and_counts_failures,
+            keepalive_wire::responder_pings_on_the_wire_and_evicts_a_silent_peer,
+            keepalive_wire::initiator_redials_when_the_responder_goes_silent,
             listener_drop::dropping_the_listener_closes_idle_tunnels_only,
             raw_peers::initiator_hands_over_bytes_that_came_with_rdata,
             raw_peers::responder_hands_over_bytes_that_came_with_the_rdata_answer,

@@ -2,34 +2,10 @@
 //! as the protocol's last bytes (after `RDATA`, after the 200) reach the user first, and no byte is lost
 //! or read past a claim.
 
-use std::time::Duration;
-
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use revtun_core::handshake::{DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest};
+use futures_lite::AsyncWriteExt;
 
 use super::*;
-
-/// Reads until the end of an HTTP head; returns the head.
-async fn read_head(sock: &mut BoxStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        sock.read_exact(&mut byte).await.expect("head");
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
-}
-
-/// Reads exactly `n` bytes, within a second.
-async fn read_n(rt: &dyn Runtime, sock: &mut (impl AsyncRead + Unpin), n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    timeout(rt, Duration::from_secs(1), sock.read_exact(&mut buf))
-        .await
-        .expect("bytes within a second")
-        .expect("read");
-    buf
-}
 
 /// Writes `data` on `from` and checks that `to` reads exactly it.
 async fn pass(
@@ -84,23 +60,6 @@ pub async fn initiator_hands_over_bytes_that_came_with_rdata(sides: Sides) {
         shut_down(rt, "initiator", listener.shutdown()).await;
     })
     .await;
-}
-
-fn request(claim_marker: bool, host: std::net::SocketAddr) -> bytes::Bytes {
-    HandshakeRequest {
-        method: DEFAULT_REQUEST_METHOD,
-        path: DEFAULT_REQUEST_PATH,
-        host,
-        node: NODE,
-        cluster: CLUSTER,
-        tenant: "",
-        target_cluster: TARGET,
-        initiation_time_ms: 0,
-        upgrade: false,
-        offer_claim_marker: claim_marker,
-        extra_headers: &[],
-    }
-    .to_bytes()
 }
 
 /// A responder with one tunnel registered by a raw socket (offering the claim marker or not).
