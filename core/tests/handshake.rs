@@ -1578,41 +1578,14 @@ proptest! {
     }
 }
 
-/// Limits and policy as the fuzz bodies decode the control byte (see `revtun_core::fuzzing`).
-fn corpus_controls(flags: u8) -> (HeadLimits, RequestPolicy) {
-    let limits = match flags & 0b11 {
-        0 => HeadLimits::default(),
-        1 => HeadLimits {
-            max_head_bytes: 512,
-            max_headers: 12,
-        },
-        2 => HeadLimits {
-            max_head_bytes: 96,
-            max_headers: 3,
-        },
-        _ => HeadLimits {
-            max_head_bytes: 4096,
-            max_headers: 0,
-        },
-    };
-    let policy = RequestPolicy {
-        method: if flags & 0x40 != 0 { "POST" } else { "GET" }.to_owned(),
-        upgrade: flags & 0x04 != 0,
-        require_tenant: flags & 0x08 != 0,
-        tenant_isolation: flags & 0x10 != 0,
-        required_cluster_name: (flags & 0x20 != 0).then(|| "target".to_owned()),
-        claim_marker: flags & 0x80 != 0,
-        ..RequestPolicy::default()
-    };
-    (limits, policy)
-}
-
 /// Checks that every hand-written seed of the committed corpora does what its name says (`ok_*` accepted,
 /// `rowN_*` rejected by row N, `rejected_*` a status, `malformed_*`). Files named by their SHA-1 were found
 /// by the fuzzer; `tests/tests/fuzz_corpus.rs` replays every file through the fuzz bodies.
+#[cfg(feature = "fuzzing")]
 #[test]
 #[allow(clippy::disallowed_methods)] // reading the committed corpus is the point of this test
 fn corpus_seeds_are_what_their_names_say() {
+    use revtun_core::fuzzing::handshake_controls as corpus_controls;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let seeds = |target: &str| {
         let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(root.join(target))

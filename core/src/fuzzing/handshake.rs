@@ -11,6 +11,22 @@ use crate::handshake::{
     ResponseError, ResponseParser, check_request, encode_accept,
 };
 
+/// How the handshake fuzz bodies read their configuration byte: head limits from bits 0–1, the responder's
+/// policy from bits 2–7 (upgrade, require_tenant, tenant isolation, required cluster name `target`, POST,
+/// claim marker). Seeds in `fuzz/corpus/handshake_*` are written against it.
+pub fn handshake_controls(flags: u8) -> (HeadLimits, RequestPolicy) {
+    let policy = RequestPolicy {
+        method: if flags & 0x40 != 0 { "POST" } else { "GET" }.to_owned(),
+        upgrade: flags & 0x04 != 0,
+        require_tenant: flags & 0x08 != 0,
+        tenant_isolation: flags & 0x10 != 0,
+        required_cluster_name: (flags & 0x20 != 0).then(|| "target".to_owned()),
+        claim_marker: flags & 0x80 != 0,
+        ..RequestPolicy::default()
+    };
+    (limits(flags), policy)
+}
+
 /// Limits chosen by bits 0–1 of the configuration byte.
 fn limits(flags: u8) -> HeadLimits {
     match flags & 0b11 {
@@ -95,15 +111,7 @@ pub fn handshake_request(data: &[u8]) {
     let Ok(Some(req)) = whole else {
         return;
     };
-    let policy = RequestPolicy {
-        method: if flags & 0x40 != 0 { "POST" } else { "GET" }.to_owned(),
-        upgrade: flags & 0x04 != 0,
-        require_tenant: flags & 0x08 != 0,
-        tenant_isolation: flags & 0x10 != 0,
-        required_cluster_name: (flags & 0x20 != 0).then(|| "target".to_owned()),
-        claim_marker: flags & 0x80 != 0,
-        ..RequestPolicy::default()
-    };
+    let (_, policy) = handshake_controls(flags);
 
     // Accessors agree with each other.
     for (name, value) in req.headers() {

@@ -11,7 +11,7 @@ mod keepalive;
 mod responder_ops;
 
 pub use address::address;
-pub use handshake::{handshake_request, handshake_response};
+pub use handshake::{handshake_controls, handshake_request, handshake_response};
 pub use initiator_ops::{InitiatorOpsSummary, initiator_ops, initiator_ops_summary};
 pub use keepalive::keepalive;
 pub use responder_ops::responder_ops;
