@@ -120,6 +120,7 @@ fn tls_failure_is_counted_and_needs_no_close() {
     assert_eq!(r.pending_handshakes(), 0);
     // Late or repeated reports are ignored.
     r.handle_tls_failed(conn, now);
+    r.handle_closed(conn, now);
     r.handle_tls_established(conn, None, now);
     assert_eq!(drain(&mut r), (vec![], vec![]));
     assert_eq!(handshake_stat(&r, "tls_failed"), 1);
@@ -147,17 +148,23 @@ fn handshake_timeout_covers_the_tls_handshake() {
     assert_eq!(handshake_stat(&r, "tls_failed"), 0);
 }
 
-/// A plaintext handshake still works after the TLS additions, and a TLS report about it is ignored.
+/// A TLS error in an established session (after the TLS handshake) is a close; `handle_tls_established`
+/// on a connection not waiting for it is ignored.
 #[test]
-fn plaintext_connections_ignore_tls_reports() {
+fn tls_errors_after_the_tls_handshake_are_closes() {
     let now = origin();
     let mut r = Responder::new(responder_config(), [1; 32], now).unwrap();
     let conn = r.handle_accepted(peer(), None, now);
-    r.handle_tls_failed(conn, now);
-    assert_eq!(drain(&mut r), (vec![], vec![]));
+    r.handle_tls_established(conn, Some(PeerTlsIdentity::default()), now);
     r.handle_input(conn, &request(), now);
     let (_, events) = drain(&mut r);
     assert!(matches!(events[..], [ResponderEvent::Registered { .. }]));
+    r.handle_tls_failed(conn, now);
+    let (commands, events) = drain(&mut r);
+    assert_eq!(commands, vec![]);
+    assert!(matches!(events[..], [ResponderEvent::TunnelLost { .. }]));
+    assert_eq!(handshake_stat(&r, "tls_failed"), 0);
+    assert!(r.counts().is_balanced());
 }
 
 fn initiator() -> (Initiator, ConnId, Instant) {

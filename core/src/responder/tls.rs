@@ -41,12 +41,13 @@ impl Responder {
         }
     }
 
-    /// The TLS handshake of `conn` failed (bad or missing client certificate, not TLS at all, …): counts
-    /// `reverse_tunnel.handshake.tls_failed` and ends the handshake with [`RejectReason::TlsFailed`]. The
-    /// driver reported it, so it has closed the socket: no close command follows. Ignored (trace) for a
-    /// connection that is not waiting for its TLS handshake.
+    /// Tunnel TLS failed on `conn` and the driver closed the socket: no close command follows. During
+    /// the TLS handshake (bad or missing client certificate, not TLS at all, …) it counts
+    /// `reverse_tunnel.handshake.tls_failed` and ends the handshake with [`RejectReason::TlsFailed`];
+    /// later (a TLS error in an established session) it is a close, as
+    /// [`handle_closed`](Self::handle_closed).
     pub fn handle_tls_failed(&mut self, conn: ConnId, now: Instant) {
-        self.advance(now);
+        let now = self.advance(now);
         match self.conns.get(&conn) {
             Some(Conn::Handshake(handshake)) if matches!(handshake.tls, TlsPhase::Pending) => {
                 tracing::debug!(%conn, "tunnel TLS handshake failed");
@@ -58,7 +59,7 @@ impl Responder {
                     false,
                 );
             }
-            _ => tracing::trace!(%conn, "TLS failure of a connection not waiting for it ignored"),
+            _ => self.handle_closed(conn, now),
         }
     }
 }
