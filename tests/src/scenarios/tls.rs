@@ -191,20 +191,24 @@ pub async fn tunnel_mtls_carries_keepalive_claims_and_data(sides: Sides) {
     .await;
 }
 
-/// Waits until the responder counted `tls_failed` and the initiator `handshake_failed.tls`, and no
-/// tunnel registered.
+/// Waits until the initiator counted `handshake_failed.tls` and, if `responder_sees_it`, the responder
+/// `tls_failed`; no tunnel registered.
+///
+/// Only the side that detects the failure counts it for sure: the other side learns of it from an alert
+/// that a close may overtake (a socket closed with unread bytes is reset).
 async fn wait_tls_failures(
     rt: &dyn Runtime,
     responder: &ResponderHandle,
     listener: &ReverseListener,
+    responder_sees_it: bool,
 ) {
     let host = responder.local_addr();
     wait_until(
         rt,
         Duration::from_secs(5),
-        "TLS failures on both sides",
+        "TLS failures counted",
         || async {
-            responder_counter(responder, "tls_failed").await >= 1
+            (!responder_sees_it || responder_counter(responder, "tls_failed").await >= 1)
                 && handshake_failed(listener, host, "tls").await >= 1
         },
     )
@@ -213,8 +217,8 @@ async fn wait_tls_failures(
     assert_eq!(idle_of(responder, NODE).await, 0);
 }
 
-/// Scenario: a client without a certificate where one is required fails the TLS handshake; both sides
-/// count it.
+/// Scenario: a client without a certificate where one is required fails the TLS handshake; the
+/// responder counts `tls_failed`, the initiator `handshake_failed.tls` (from the responder's alert).
 pub async fn client_without_certificate_is_refused(sides: Sides) {
     let rt = sides.rt();
     within(rt, async {
@@ -223,7 +227,7 @@ pub async fn client_without_certificate_is_refused(sides: Sides) {
         let (responder, seen) = tls_responder(&sides, server).await;
         let client = client_tls(&ca, None);
         let listener = tls_initiator(&sides, responder.local_addr(), 1, client).await;
-        wait_tls_failures(rt, &responder, &listener).await;
+        wait_tls_failures(rt, &responder, &listener, true).await;
         assert!(seen.lock().unwrap().is_empty(), "nothing was authorized");
         shut_down(rt, "initiator", listener.shutdown()).await;
         shut_down(rt, "responder", responder.shutdown()).await;
@@ -231,7 +235,7 @@ pub async fn client_without_certificate_is_refused(sides: Sides) {
     .await;
 }
 
-/// Scenario: an initiator that does not trust the responder's CA refuses it; both sides count it.
+/// Scenario: an initiator that does not trust the responder's CA refuses it (`handshake_failed.tls`).
 pub async fn untrusted_server_certificate_is_refused(sides: Sides) {
     let rt = sides.rt();
     within(rt, async {
@@ -241,7 +245,7 @@ pub async fn untrusted_server_certificate_is_refused(sides: Sides) {
         let (responder, _seen) = tls_responder(&sides, server).await;
         let client = client_tls(&other, None);
         let listener = tls_initiator(&sides, responder.local_addr(), 1, client).await;
-        wait_tls_failures(rt, &responder, &listener).await;
+        wait_tls_failures(rt, &responder, &listener, false).await;
         shut_down(rt, "initiator", listener.shutdown()).await;
         shut_down(rt, "responder", responder.shutdown()).await;
     })
