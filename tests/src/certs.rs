@@ -129,3 +129,20 @@ impl Drop for ScratchDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The files of `examples/tls-*.yaml` (what the README's "TLS" section makes with openssl), written into
+/// `dir`: `ca.crt`; `upstream.{crt,key}` (the responder: SANs `127.0.0.1`, `localhost`);
+/// `downstream.{crt,key}` (node-1: SANs `node-1`, `spiffe://revtun.example/node-1`). Returns the CA.
+///
+/// # Panics
+/// If the files cannot be written.
+pub fn write_example_certs(dir: &Path) -> TestCa {
+    std::fs::create_dir_all(dir).expect("create the certificate directory");
+    let ca = TestCa::new("revtun example CA");
+    write_replacing(&dir.join("ca.crt"), &ca.pem());
+    ca.issue("upstream", &["127.0.0.1", "localhost"])
+        .write(dir, "upstream");
+    ca.issue("node-1", &["node-1", "spiffe://revtun.example/node-1"])
+        .write(dir, "downstream");
+    ca
+}

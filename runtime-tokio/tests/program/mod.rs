@@ -14,7 +14,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_revtun");
 
 /// Runs `revtun args…` to completion (bounded by `limit`).
 pub fn run(args: &[&str], limit: Duration) -> Output {
+    run_in(Path::new("."), args, limit)
+}
+
+/// [`run`] with `dir` as the current directory.
+pub fn run_in(dir: &Path, args: &[&str], limit: Duration) -> Output {
     let mut child = Command::new(BIN)
+        .current_dir(dir)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -38,7 +44,13 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(config: &Path) -> Self {
+        Self::start_in(Path::new("."), config)
+    }
+
+    /// [`start`](Self::start) with `dir` as the current directory.
+    pub fn start_in(dir: &Path, config: &Path) -> Self {
         let child = Command::new(BIN)
+            .current_dir(dir)
             .args(["-l", "warn", "--drain-time-s", "2", "-c"])
             .arg(config)
             .stdout(Stdio::null())
