@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use program::{Proc, eventually, free_port, http, stat, temp_dir};
+use program::{Proc, echo_service, eventually, free_port, http, stat, temp_dir};
 use revtun_tests::certs::{TestCa, write_example_certs};
 use revtun_tokio::tls::{ClientTlsFiles, PemSource, ServerName, TlsClientSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,17 +40,6 @@ async fn start_ready(dir: &Path, file: &Path, admin: SocketAddr) -> Proc {
     })
     .await;
     proc
-}
-
-/// An echo service: every connection gets its bytes back, half-close propagated.
-async fn echo_service(listener: TcpListener) {
-    while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let (mut r, mut w) = stream.into_split();
-            let _ = tokio::io::copy(&mut r, &mut w).await;
-            let _ = w.shutdown().await;
-        });
-    }
 }
 
 /// A TLS client through the front door: `payload` goes out, the echo comes back.

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener as TokioListener, TcpStream};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_revtun");
@@ -189,5 +189,16 @@ impl Fnv {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+}
+
+/// An echo service: every connection gets its bytes back, half-close propagated.
+pub async fn echo_service(listener: TokioListener) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let (mut r, mut w) = stream.into_split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+            let _ = w.shutdown().await;
+        });
     }
 }
