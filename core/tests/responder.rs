@@ -1415,6 +1415,7 @@ fn stats_exact() {
             ("reverse_tunnel.handshake.registration_failed", Counter, 0),
             ("reverse_tunnel.handshake.rejected", Counter, 0),
             ("reverse_tunnel.handshake.timeout", Counter, 0),
+            ("reverse_tunnel.handshake.tls_failed", Counter, 0),
             ("reverse_tunnel.handshake.validation_failed", Counter, 0),
         ]
     );

@@ -9,14 +9,22 @@
 //!   of an unanswered read) and gives it away; it also listens for one while it waits in read, for the
 //!   responder's Envoy-mode hand-out that comes without input.
 //! - On [`Order::Close`], or when the machine drops its sender, it closes the socket and ends.
-//! - EOF or an I/O error: it reports [`Internal::Closed`] and ends.
+//! - EOF or an I/O error: it reports [`Internal::Closed`] and ends; a TLS error (an alert, a bad
+//!   certificate): [`Internal::TlsFailed`].
+//! - Tunnel TLS: right after the TCP connect (initiator) or with the accepted socket (responder) it runs
+//!   the TLS handshake, watching the orders as during the dial (the core's `handshake_timeout` closes
+//!   it); the responder side reports [`Internal::TlsEstablished`] with the verified client identity,
+//!   a failure is [`Internal::TlsFailed`] (a TLS refusal) or [`Internal::Closed`] (EOF, I/O error).
+//!   Everything after goes through the TLS session.
 //!
 //! Memory per connection: one read buffer of [`READ_BUFFER`] bytes and the orders of at most one read
 //! (the core answers a read with a bounded number of transmits; the responder keeps one ping in flight).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 
 use async_channel::{Receiver, Sender};
 use bytes::{Bytes, BytesMut};
@@ -26,16 +34,24 @@ use revtun_core::command::ConnId;
 use crate::msg::{Internal, Order};
 use crate::runtime::{BoxStream, Runtime};
 use crate::stream::TunnelStream;
+use crate::tls::{ServerName, TlsClientSource, TlsServerSource, is_tls_error, peer_identity};
 
 /// Bytes read from a managed socket at a time (handshake heads arrive in several reads).
 pub(crate) const READ_BUFFER: usize = 4096;
 
 /// How a connection task gets its socket.
 pub(crate) enum Start {
-    /// Dial this address and report the outcome (initiator).
-    Dial(SocketAddr),
-    /// Use this accepted socket (responder).
-    Accepted(BoxStream),
+    /// Dial `addr` and report the outcome (initiator); then, with `tls`, run the TLS client handshake
+    /// for that server name.
+    Dial {
+        addr: SocketAddr,
+        tls: Option<(TlsClientSource, ServerName<'static>)>,
+    },
+    /// Use this accepted socket (responder); with `tls`, after the TLS server handshake.
+    Accepted {
+        stream: BoxStream,
+        tls: Option<TlsServerSource>,
+    },
 }
 
 /// One connection task: see the [module documentation](self).
@@ -45,8 +61,8 @@ pub(crate) struct ConnTask {
     pub report: Sender<Internal>,
 }
 
-enum DialStep {
-    Done(io::Result<BoxStream>),
+enum Watched<T> {
+    Done(T),
     Order(Option<Order>),
 }
 
@@ -60,43 +76,119 @@ impl ConnTask {
     pub async fn run(self, rt: &dyn Runtime, start: Start) {
         let mut backlog = VecDeque::new();
         let stream = match start {
-            Start::Accepted(stream) => stream,
-            Start::Dial(addr) => match self.dial(rt, addr, &mut backlog).await {
-                Some(stream) => stream,
-                None => return,
+            Start::Accepted { stream, tls: None } => Some(stream),
+            Start::Accepted {
+                stream,
+                tls: Some(tls),
+            } => self.tls_accept(&tls, stream, &mut backlog).await,
+            Start::Dial { addr, tls } => match self.dial(rt, addr, &mut backlog).await {
+                Some(stream) => match tls {
+                    None => Some(stream),
+                    Some((tls, name)) => self.tls_connect(&tls, name, stream, &mut backlog).await,
+                },
+                None => None,
             },
         };
-        self.serve(stream, backlog).await;
+        if let Some(stream) = stream {
+            self.serve(stream, backlog).await;
+        }
     }
 
-    /// Dials `addr` while watching the orders: a `Close` (the core's connect timeout) or the machine's
-    /// end abandons the dial. Other orders are kept for after the connect.
+    /// Runs `work` while watching the orders: a `Close` (the core's connect or handshake timeout) or the
+    /// machine's end abandons it (`None`). Other orders are kept for afterwards.
+    async fn watching<T>(
+        &self,
+        work: impl Future<Output = T>,
+        backlog: &mut VecDeque<Order>,
+    ) -> Option<T> {
+        let mut work = pin!(work);
+        loop {
+            let step = async { Watched::Done(work.as_mut().await) }
+                .or(async { Watched::Order(self.orders.recv().await.ok()) })
+                .await;
+            match step {
+                Watched::Done(out) => return Some(out),
+                Watched::Order(None | Some(Order::Close)) => return None,
+                Watched::Order(Some(order)) => backlog.push_back(order),
+            }
+        }
+    }
+
+    /// Dials `addr` while watching the orders.
     async fn dial(
         &self,
         rt: &dyn Runtime,
         addr: SocketAddr,
         backlog: &mut VecDeque<Order>,
     ) -> Option<BoxStream> {
-        let mut connect = rt.connect(addr);
-        loop {
-            let step = async { DialStep::Done((&mut connect).await) }
-                .or(async { DialStep::Order(self.orders.recv().await.ok()) })
-                .await;
-            match step {
-                DialStep::Done(Ok(stream)) => {
-                    let _ = self.report.try_send(Internal::Connected(self.conn));
-                    return Some(stream);
-                }
-                DialStep::Done(Err(e)) => {
-                    tracing::debug!(conn = %self.conn, %addr, error = %e, "dial failed");
-                    let _ = self
-                        .report
-                        .try_send(Internal::ConnectFailed(self.conn, e.kind()));
-                    return None;
-                }
-                DialStep::Order(None | Some(Order::Close)) => return None,
-                DialStep::Order(Some(order)) => backlog.push_back(order),
+        match self.watching(rt.connect(addr), backlog).await? {
+            Ok(stream) => {
+                let _ = self.report.try_send(Internal::Connected(self.conn));
+                Some(stream)
             }
+            Err(e) => {
+                tracing::debug!(conn = %self.conn, %addr, error = %e, "dial failed");
+                let _ = self
+                    .report
+                    .try_send(Internal::ConnectFailed(self.conn, e.kind()));
+                None
+            }
+        }
+    }
+
+    /// Tunnel TLS, initiator: the TLS client handshake over the connected socket.
+    async fn tls_connect(
+        &self,
+        tls: &TlsClientSource,
+        name: ServerName<'static>,
+        stream: BoxStream,
+        backlog: &mut VecDeque<Order>,
+    ) -> Option<BoxStream> {
+        let connect = futures_rustls::TlsConnector::from(tls.config()).connect(name, stream);
+        match self.watching(connect, backlog).await? {
+            Ok(session) => Some(Box::new(session)),
+            Err(e) => {
+                self.tls_failed(&e);
+                None
+            }
+        }
+    }
+
+    /// Tunnel TLS, responder: the TLS server handshake over the accepted socket, then the verified
+    /// client identity to the machine.
+    async fn tls_accept(
+        &self,
+        tls: &TlsServerSource,
+        stream: BoxStream,
+        backlog: &mut VecDeque<Order>,
+    ) -> Option<BoxStream> {
+        let accept = futures_rustls::TlsAcceptor::from(tls.config()).accept(stream);
+        match self.watching(accept, backlog).await? {
+            Ok(session) => {
+                let identity = session
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(peer_identity);
+                let _ = self
+                    .report
+                    .try_send(Internal::TlsEstablished(self.conn, identity));
+                Some(Box::new(session))
+            }
+            Err(e) => {
+                self.tls_failed(&e);
+                None
+            }
+        }
+    }
+
+    /// A TLS handshake failed: a TLS refusal is `TlsFailed`, EOF or an I/O error a close.
+    fn tls_failed(&self, e: &io::Error) {
+        tracing::debug!(conn = %self.conn, error = %e, "TLS handshake failed");
+        if is_tls_error(e) {
+            let _ = self.report.try_send(Internal::TlsFailed(self.conn));
+        } else {
+            self.closed();
         }
     }
 
@@ -117,6 +209,11 @@ impl ConnTask {
             };
             match step {
                 Step::Read(Ok(0)) => return self.closed(),
+                Step::Read(Err(e)) if is_tls_error(&e) => {
+                    tracing::debug!(conn = %self.conn, error = %e, "TLS session failed");
+                    let _ = self.report.try_send(Internal::TlsFailed(self.conn));
+                    return;
+                }
                 Step::Read(Err(e)) => {
                     tracing::debug!(conn = %self.conn, error = %e, "read failed");
                     return self.closed();

@@ -72,12 +72,13 @@ mod sans_io;
 mod seed;
 mod stream;
 mod tasks;
+pub mod tls;
 
 pub use error::{ClaimError, ShutDown, StartError};
 pub use hosts::{DEFAULT_DNS_REFRESH_RATE, DnsHosts, HostSource, LookupFamily, select_hosts};
 pub use initiator::{DEFAULT_ACCEPT_BACKLOG, ListenerOptions, ReverseListener, TunnelInfo};
 pub use relay::relay;
-pub use responder::{ResponderHandle, ResponderOptions};
+pub use responder::{HandshakeListener, ResponderHandle, ResponderOptions};
 pub use revtun_core;
 pub use runtime::{AsyncStream, BoxFuture, BoxStream, Listener, Runtime, tune_tcp};
 pub use stream::TunnelStream;

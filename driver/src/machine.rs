@@ -19,6 +19,7 @@
 //! and its [`StopGuard`] (helper tasks end).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
@@ -56,6 +57,10 @@ pub(crate) trait Side: Send + 'static {
     fn stopping(&mut self) {}
     /// Drains the core's events, acting on each through `ctx` (hand-overs, answers to the user).
     fn drain_events(&mut self, ctx: &mut Ctx);
+    /// How the connection task of a `Dial` command starts (the initiator adds its tunnel TLS).
+    fn dial(&self, _conn: ConnId, addr: SocketAddr) -> Start {
+        Start::Dial { addr, tls: None }
+    }
     /// A side-specific [`Internal`] message (dial outcomes, accepted sockets, resolved hosts).
     fn on_internal(&mut self, msg: Internal, ctx: &mut Ctx, now: Instant);
     /// A request from the user's handle.
@@ -263,6 +268,10 @@ impl<S: Side> Machine<S> {
                 self.ctx.forget(conn);
                 self.side.core().handle_closed(conn, now);
             }
+            Internal::TlsFailed(conn) => {
+                self.ctx.forget(conn);
+                self.side.core().handle_tls_failed(conn, now);
+            }
             other => self.side.on_internal(other, &mut self.ctx, now),
         }
     }
@@ -274,7 +283,10 @@ impl<S: Side> Machine<S> {
         }
         while let Some(command) = self.side.core().poll_command() {
             match command {
-                Command::Dial { conn, addr } => self.ctx.open(conn, Start::Dial(addr)),
+                Command::Dial { conn, addr } => {
+                    let start = self.side.dial(conn, addr);
+                    self.ctx.open(conn, start);
+                }
                 Command::Close { conn } => self.ctx.close(conn),
             }
         }

@@ -12,8 +12,11 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use revtun_core::command::ConnId;
 
+use revtun_core::responder::PeerTlsIdentity;
+
 use crate::runtime::{BoxFuture, BoxStream};
 use crate::stream::TunnelStream;
+use crate::tls::TlsServerSource;
 
 /// Something that happened outside the machine task.
 pub(crate) enum Internal {
@@ -26,8 +29,13 @@ pub(crate) enum Internal {
     Input(ConnId, Bytes),
     /// A connection ended: EOF or an I/O error in its task, or the user dropped a handed-out stream.
     Closed(ConnId),
-    /// The accept loop accepted a socket (responder).
-    Accepted(BoxStream, SocketAddr),
+    /// The accept loop accepted a socket (responder), on a listener with this tunnel TLS, if any.
+    Accepted(BoxStream, SocketAddr, Option<TlsServerSource>),
+    /// Tunnel TLS (responder): the TLS handshake completed, with the verified client identity, if any.
+    TlsEstablished(ConnId, Option<PeerTlsIdentity>),
+    /// Tunnel TLS: the TLS handshake failed or the session broke with a TLS error; the connection task
+    /// has ended.
+    TlsFailed(ConnId),
     /// A resolver task looked up the hosts of a target cluster (initiator).
     Resolved {
         /// The target cluster.

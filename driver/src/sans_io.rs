@@ -15,6 +15,8 @@ pub(crate) trait SansIo {
     fn handle_input(&mut self, conn: ConnId, data: &[u8], now: Instant);
     /// A connection ended (EOF, I/O error, or the user dropped the handed-out stream).
     fn handle_closed(&mut self, conn: ConnId, now: Instant);
+    /// Tunnel TLS failed on a connection (its task has ended).
+    fn handle_tls_failed(&mut self, conn: ConnId, now: Instant);
     /// The timer fired (or a deadline is due).
     fn handle_timeout(&mut self, now: Instant);
     /// The final shutdown of the core.
@@ -39,6 +41,9 @@ macro_rules! sans_io {
             }
             fn handle_closed(&mut self, conn: ConnId, now: Instant) {
                 <$core>::handle_closed(self, conn, now);
+            }
+            fn handle_tls_failed(&mut self, conn: ConnId, now: Instant) {
+                <$core>::handle_tls_failed(self, conn, now);
             }
             fn handle_timeout(&mut self, now: Instant) {
                 <$core>::handle_timeout(self, now);

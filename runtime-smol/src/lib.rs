@@ -49,6 +49,7 @@ use std::time::Duration;
 pub use handles::{Responder, ReverseListener};
 pub use revtun_core as core;
 pub use revtun_driver as driver;
+pub use revtun_driver::tls;
 pub use revtun_driver::{
     ClaimError, DnsHosts, HostSource, ListenerOptions, LookupFamily, ResponderOptions, ShutDown,
     StartError, TunnelInfo, TunnelStream,

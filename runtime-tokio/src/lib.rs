@@ -23,6 +23,7 @@ pub use initiator::ReverseListener;
 pub use responder::Responder;
 pub use revtun_core as core;
 pub use revtun_driver as driver;
+pub use revtun_driver::tls;
 pub use revtun_driver::{
     ClaimError, DnsHosts, HostSource, ListenerOptions, LookupFamily, ResponderOptions, ShutDown,
     StartError, TunnelInfo,

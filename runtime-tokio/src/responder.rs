@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use revtun_core::responder::ResponderConfig;
-use revtun_driver::{ClaimError, ResponderHandle, ResponderOptions, StartError};
+use revtun_driver::tls::TlsServerSource;
+use revtun_driver::{ClaimError, HandshakeListener, ResponderHandle, ResponderOptions, StartError};
 
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
@@ -55,8 +56,8 @@ impl Responder {
     }
 
     /// Binds every address of `addrs` (a listener's `address` and `additional_addresses`) and serves
-    /// handshakes on all of them, into one pool. Returns the responder and the bound addresses, in
-    /// order (with the ports the system chose for port 0).
+    /// handshakes on all of them, into one pool, with the options' tunnel TLS. Returns the responder and
+    /// the bound addresses, in order (with the ports the system chose for port 0).
     ///
     /// # Errors
     /// See [`ResponderHandle::serve`]; an empty `addrs` is an I/O error.
@@ -65,11 +66,34 @@ impl Responder {
         config: ResponderConfig,
         options: ResponderOptions,
     ) -> Result<(Self, Vec<SocketAddr>), StartError> {
+        let tls = options.tunnel_tls.clone();
+        Self::bind_listeners(&[(addrs.to_vec(), tls)], config, options).await
+    }
+
+    /// Binds several handshake listeners — each a list of addresses and its own tunnel TLS — and
+    /// serves handshakes on all of them, into one pool. Returns the responder and every bound address,
+    /// in order.
+    ///
+    /// # Errors
+    /// See [`ResponderHandle::serve_listeners`]; a listener without addresses is an I/O error.
+    pub async fn bind_listeners(
+        listeners: &[(Vec<SocketAddr>, Option<TlsServerSource>)],
+        config: ResponderConfig,
+        options: ResponderOptions,
+    ) -> Result<(Self, Vec<SocketAddr>), StartError> {
         config.validate()?;
-        let listener = MultiListener::bind(addrs).await?;
-        let bound = listener.local_addrs()?;
+        let mut bound = Vec::new();
+        let mut handshake = Vec::with_capacity(listeners.len());
+        for (addrs, tls) in listeners {
+            let listener = MultiListener::bind(addrs).await?;
+            bound.extend(listener.local_addrs()?);
+            handshake.push(HandshakeListener {
+                listener: Box::new(listener),
+                tls: tls.clone(),
+            });
+        }
         let rt = Arc::new(TokioRuntime::current());
-        let inner = ResponderHandle::serve(rt, Box::new(listener), config, options)?;
+        let inner = ResponderHandle::serve_listeners(rt, handshake, config, options)?;
         Ok((Self { inner }, bound))
     }
 

@@ -7,7 +7,9 @@ mod program;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use program::{Fnv, Proc, eventually, free_port, http, http_raw, stat, stats, temp_dir};
+use program::{
+    Fnv, Proc, echo_service, eventually, free_port, http, http_raw, stat, stats, temp_dir,
+};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -134,17 +136,6 @@ static_resources:
         echo = cluster("echo-service", echo),
         greet = cluster("greet-service", greet),
     )
-}
-
-/// An echo service: every connection gets its bytes back, half-close propagated.
-async fn echo_service(listener: TcpListener) {
-    while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let (mut r, mut w) = stream.into_split();
-            let _ = tokio::io::copy(&mut r, &mut w).await;
-            let _ = w.shutdown().await;
-        });
-    }
 }
 
 /// A server-speaks-first service: a greeting before reading anything, then `221 bye` to any line.

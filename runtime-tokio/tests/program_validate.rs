@@ -4,11 +4,15 @@ mod program;
 
 use std::time::{Duration, Instant};
 
-use program::{run, temp_dir};
+use program::{run, run_in, temp_dir};
 
+/// Every example validates, run from a directory that has the TLS examples' certificates at
+/// `examples/certs/` (relative paths resolve against the current directory).
 #[test]
 fn every_example_validates() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let cwd = temp_dir("examples-cwd");
+    revtun_tests::certs::write_example_certs(&cwd.join("examples/certs"));
     let mut seen = 0;
     for entry in std::fs::read_dir(examples).expect("examples/") {
         let path = entry.expect("entry").path();
@@ -17,7 +21,8 @@ fn every_example_validates() {
         }
         seen += 1;
         let path = path.to_str().expect("utf-8 path");
-        let out = run(&["--mode", "validate", "-c", path], Duration::from_secs(10));
+        let args = ["--mode", "validate", "-c", path];
+        let out = run_in(&cwd, &args, Duration::from_secs(10));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{path}: {stdout}");
         assert!(
@@ -25,7 +30,28 @@ fn every_example_validates() {
             "{stdout}"
         );
     }
-    assert!(seen >= 3, "examples found: {seen}");
+    let _ = std::fs::remove_dir_all(cwd);
+    assert!(seen >= 5, "examples found: {seen}");
+}
+
+/// Without its certificate files a TLS example fails validation, naming the field and the file.
+#[test]
+fn tls_example_without_certificates_fails_validation() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tls-upstream.yaml");
+    let cwd = temp_dir("no-certs");
+    let out = run_in(
+        &cwd,
+        &["--mode", "validate", "-c", example],
+        Duration::from_secs(10),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(cwd);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("listener 'tls_handshake_listener': filter_chains[0].transport_socket"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("examples/certs/upstream.crt"), "{stdout}");
 }
 
 #[test]

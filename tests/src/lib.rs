@@ -10,5 +10,6 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+pub mod certs;
 pub mod scenarios;
 pub mod sim;

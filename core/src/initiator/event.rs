@@ -192,16 +192,21 @@ pub enum HandshakeFailure {
     /// The connection closed (or failed) before the response was complete.
     #[error("connection closed during the handshake")]
     Closed,
+    /// Tunnel TLS: the TLS handshake failed, or the responder refused the session (e.g. an alert for a
+    /// missing client certificate) before the response was complete.
+    #[error("TLS handshake failed")]
+    Tls,
 }
 
 impl HandshakeFailure {
-    /// The suffix of the `handshake_failed.<reason>` counter: `http_<code>`, `malformed`, `timeout` or
-    /// `closed`.
+    /// The suffix of the `handshake_failed.<reason>` counter: `http_<code>`, `malformed`, `timeout`,
+    /// `closed` or `tls`.
     pub fn counter(&self) -> Cow<'static, str> {
         match self {
             Self::Response(e) => e.reason(),
             Self::Timeout => Cow::Borrowed("timeout"),
             Self::Closed => Cow::Borrowed("closed"),
+            Self::Tls => Cow::Borrowed("tls"),
         }
     }
 }

@@ -206,6 +206,32 @@ impl Initiator {
         }
     }
 
+    /// Tunnel TLS failed on `conn`: its TLS handshake (which the driver runs after the connect, within
+    /// `handshake_timeout`), or a TLS error read before the handshake response was complete (a responder
+    /// refusing the client certificate alerts after the client's side of the TLS handshake is done). The
+    /// driver has closed the socket. During the handshake it is a failed attempt with reason `tls`
+    /// (`HandshakeFailed`, `handshake_failed.tls`, backoff); on an idle tunnel it is a close
+    /// (`TunnelLost`, [`LostReason::Closed`]). Ignored for a connection in use or unknown.
+    pub fn handle_tls_failed(&mut self, conn: ConnId, now: Instant) {
+        let now = self.advance(now);
+        match self.tunnels.get(&conn).map(|t| t.state.phase()) {
+            Some(tunnel::Phase::Connecting | tunnel::Phase::Handshaking) => {
+                self.end(conn, Ending::Handshake(HandshakeFailure::Tls), false, now);
+            }
+            Some(tunnel::Phase::Idle) => {
+                self.end(conn, Ending::Lost(LostReason::Closed), false, now);
+            }
+            _ => tracing::trace!(%conn, "TLS failure of a connection not establishing ignored"),
+        }
+    }
+
+    /// The target cluster `conn` was dialled for, while the core holds it (e.g. to pick that cluster's
+    /// tunnel TLS settings when the `Dial` command comes).
+    pub fn cluster_of(&self, conn: ConnId) -> Option<&str> {
+        let key = self.tunnels.get(&conn)?.pool;
+        self.clusters.get(key.cluster).map(|c| c.name.as_str())
+    }
+
     /// Bytes read from `conn` (handshake response, then keepalives and the claim). Ignored for a connection
     /// in use: the driver owns it.
     pub fn handle_input(&mut self, conn: ConnId, data: &[u8], now: Instant) {

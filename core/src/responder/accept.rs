@@ -11,7 +11,7 @@ use super::Responder;
 use super::auth::{AuthDecision, HandshakeContext, PeerTlsIdentity};
 use super::event::{RejectReason, ResponderEvent};
 use super::pool::{Membership, NodeKey};
-use super::tunnel::{Conn, Handshake, Phase, Tunnel};
+use super::tunnel::{Conn, Handshake, Phase, TlsPhase, Tunnel};
 use crate::backoff::saturating_add;
 use crate::command::{Command, ConnId};
 use crate::handshake::{
@@ -32,6 +32,11 @@ impl Responder {
         tls: Option<PeerTlsIdentity>,
         now: Instant,
     ) -> ConnId {
+        self.accept(peer, TlsPhase::Ready(tls), now)
+    }
+
+    /// Registers a new connection in phase `tls` (see [`handle_accepted`](Self::handle_accepted)).
+    pub(super) fn accept(&mut self, peer: SocketAddr, tls: TlsPhase, now: Instant) -> ConnId {
         let now = self.advance(now);
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
@@ -114,6 +119,11 @@ impl Responder {
         let Some(Conn::Handshake(handshake)) = self.conns.get_mut(&conn) else {
             return;
         };
+        if matches!(handshake.tls, TlsPhase::Pending) {
+            // Driver misuse: bytes can only come out of a TLS session after its handshake.
+            tracing::debug!(%conn, "input before the TLS handshake completed ignored");
+            return;
+        }
         match handshake.parser.push(data) {
             Ok(None) => {}
             Ok(Some(request)) => self.decide(conn, &request, now),
@@ -140,11 +150,16 @@ impl Responder {
         let Some(Conn::Handshake(handshake)) = self.conns.get(&conn) else {
             return;
         };
+        // Never authorize before the TLS identity is known (input is refused while it is pending).
+        let TlsPhase::Ready(tls) = &handshake.tls else {
+            debug_assert!(false, "request of {conn} decided before its TLS handshake");
+            return;
+        };
         let decision = self.authorizer.authorize(&HandshakeContext {
             identity: &identity,
             request,
             peer: handshake.peer,
-            tls: handshake.tls.as_ref(),
+            tls: tls.as_ref(),
         });
         if decision == AuthDecision::Unauthenticated {
             return self.reject(conn, Rejection::AuthenticationFailed);

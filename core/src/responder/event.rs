@@ -23,7 +23,8 @@ pub enum ResponderEvent {
         tenant: String,
     },
     /// A handshake failed; the connection is forgotten. A [`Command::Close`](crate::command::Command) for
-    /// it is queued unless the driver reported the close itself ([`RejectReason::PeerClosed`]); a
+    /// it is queued unless the driver reported the close itself ([`RejectReason::PeerClosed`],
+    /// [`RejectReason::TlsFailed`]); a
     /// rejection's response bytes are queued before that close.
     Rejected {
         /// The connection.
@@ -84,6 +85,9 @@ pub enum RejectReason {
     /// Dropped as the oldest pending handshake (in total or of its source IP) to make room for a new one.
     #[error("dropped at the pending-handshake cap")]
     PendingCapEvicted,
+    /// Tunnel TLS: the driver reported that the TLS handshake failed (`tls_failed`); it closed the socket.
+    #[error("TLS handshake failed")]
+    TlsFailed,
     /// The driver reported the connection closed before the handshake completed.
     #[error("peer closed during the handshake")]
     PeerClosed,

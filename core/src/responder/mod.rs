@@ -7,7 +7,10 @@
 //! [`Responder::shutdown`]), then drains the outputs, then sleeps until [`Responder::poll_timeout`].
 //!
 //! # Driving it
-//! 1. A socket was accepted: [`handle_accepted`](Responder::handle_accepted) gives its [`ConnId`].
+//! 1. A socket was accepted: [`handle_accepted`](Responder::handle_accepted) gives its [`ConnId`]. With
+//!    tunnel TLS, [`handle_accepted_tls`](Responder::handle_accepted_tls) at TCP accept time, then
+//!    [`handle_tls_established`](Responder::handle_tls_established) (with the verified client identity)
+//!    or [`handle_tls_failed`](Responder::handle_tls_failed) once the driver's TLS handshake ends.
 //! 2. Bytes arrived: [`handle_input`](Responder::handle_input). EOF or an I/O error:
 //!    [`handle_closed`](Responder::handle_closed) (for a handed-out tunnel: the driver is done with it).
 //! 3. The timer fired: [`handle_timeout`](Responder::handle_timeout) (early or repeated calls are no-ops).
@@ -63,7 +66,7 @@
 //!   nothing when cancelled. When a claim expires while its tunnel is being claimed, `ClaimExpired` comes
 //!   before that tunnel's `TunnelLost` ([`LostReason::ClaimWithdrawn`]).
 //! - A close command follows every `Rejected` and `TunnelLost` except those caused by the driver's own
-//!   `handle_closed` ([`RejectReason::PeerClosed`], [`LostReason::Closed`]).
+//!   reports ([`RejectReason::PeerClosed`], [`RejectReason::TlsFailed`], [`LostReason::Closed`]).
 //!
 //! # Behaviour
 //! - **Handshake.** Rows 0–7 by [`RequestParser`](crate::handshake::RequestParser) and
@@ -108,6 +111,7 @@ mod idle;
 mod pool;
 pub mod stats;
 mod timers;
+mod tls;
 mod tunnel;
 
 #[cfg(feature = "fuzzing")]

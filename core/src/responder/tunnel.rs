@@ -16,11 +16,23 @@ use super::pool::{Membership, Slot};
 use crate::handshake::RequestParser;
 use crate::keepalive::{DataMode, ResponderClaim, ResponderKeepalive};
 
+/// Where a handshake's tunnel TLS stands.
+#[derive(Debug)]
+pub(super) enum TlsPhase {
+    /// Nothing pending: a plaintext connection, or a TLS session already up, with the verified client
+    /// certificate's identity if one was presented.
+    Ready(Option<PeerTlsIdentity>),
+    /// The driver runs the TLS handshake ([`Responder::handle_accepted_tls`](super::Responder::handle_accepted_tls)):
+    /// no input is taken and nothing is authorized until
+    /// [`handle_tls_established`](super::Responder::handle_tls_established).
+    Pending,
+}
+
 /// A handshake in progress.
 #[derive(Debug)]
 pub(super) struct Handshake {
     pub peer: SocketAddr,
-    pub tls: Option<PeerTlsIdentity>,
+    pub tls: TlsPhase,
     pub parser: RequestParser,
     pub deadline: Instant,
 }

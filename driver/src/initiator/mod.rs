@@ -3,6 +3,7 @@
 
 mod side;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::runtime::Runtime;
 use crate::sans_io::Query;
 use crate::stream::TunnelStream;
 use crate::tasks::{TaskGroup, TasksDone};
+use crate::tls::TlsClientSource;
 
 /// Default length of the accept queue: claimed tunnels not yet taken by [`ReverseListener::accept`].
 pub const DEFAULT_ACCEPT_BACKLOG: usize = 128;
@@ -44,6 +46,11 @@ pub struct ListenerOptions {
     /// Claimed tunnels that may wait for [`accept`](ReverseListener::accept) (at least 1); when the queue
     /// is full the next claimed tunnel waits to be queued.
     pub accept_backlog: usize,
+    /// Tunnel TLS per target cluster (by name; the cluster's `UpstreamTlsContext`): after the TCP connect
+    /// the TLS client handshake runs (within the core's `handshake_timeout`), and the session carries the
+    /// handshake, the keepalive and the data for the tunnel's whole life. Without `sni` the server name
+    /// is the dialled IP address.
+    pub tunnel_tls: BTreeMap<String, TlsClientSource>,
 }
 
 impl Default for ListenerOptions {
@@ -51,6 +58,7 @@ impl Default for ListenerOptions {
         Self {
             seed: None,
             accept_backlog: DEFAULT_ACCEPT_BACKLOG,
+            tunnel_tls: BTreeMap::new(),
         }
     }
 }
@@ -87,6 +95,13 @@ impl ReverseListener {
         options: ListenerOptions,
     ) -> Result<Self, StartError> {
         check_sources(&config, &clusters)?;
+        if let Some(name) = options
+            .tunnel_tls
+            .keys()
+            .find(|name| !config.targets.iter().any(|t| &t.name == *name))
+        {
+            return Err(StartError::UnknownCluster(name.clone()));
+        }
         let seed = options.seed.unwrap_or_else(crate::seed::random_seed);
         let core = Initiator::new(config, seed, rt.now())?;
         let (api, api_rx) = async_channel::unbounded();
@@ -95,6 +110,7 @@ impl ReverseListener {
         let side = InitiatorSide {
             core,
             accepted: queue,
+            tunnel_tls: options.tunnel_tls,
         };
         machine::spawn(side, tasks, api_rx, move |side, ctx| {
             for (cluster, source) in clusters {

@@ -1,15 +1,20 @@
 //! The initiator's [`Side`]: the core [`Initiator`] plus what the driver does with its events.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use async_channel::Sender;
+use revtun_core::command::ConnId;
 use revtun_core::initiator::{ConnectFailure, Initiator, InitiatorEvent};
 
 use super::TunnelInfo;
+use crate::conn::Start;
 use crate::machine::{Ctx, Flow, Side};
 use crate::msg::Internal;
 use crate::sans_io::Query;
 use crate::stream::TunnelStream;
+use crate::tls::TlsClientSource;
 
 /// Requests of a [`ReverseListener`](super::ReverseListener).
 pub(crate) enum InitiatorApi {
@@ -21,6 +26,8 @@ pub(crate) struct InitiatorSide {
     pub core: Initiator,
     /// The accept queue: claimed tunnels wait here for `accept()`.
     pub accepted: Sender<(TunnelStream, TunnelInfo)>,
+    /// Tunnel TLS per target cluster.
+    pub tunnel_tls: BTreeMap<String, TlsClientSource>,
 }
 
 impl Side for InitiatorSide {
@@ -29,6 +36,15 @@ impl Side for InitiatorSide {
 
     fn core(&mut self) -> &mut Initiator {
         &mut self.core
+    }
+
+    fn dial(&self, conn: ConnId, addr: SocketAddr) -> Start {
+        let tls = self
+            .core
+            .cluster_of(conn)
+            .and_then(|cluster| self.tunnel_tls.get(cluster))
+            .map(|tls| (tls.clone(), tls.server_name_for_ip(addr.ip())));
+        Start::Dial { addr, tls }
     }
 
     fn drain_events(&mut self, ctx: &mut Ctx) {
@@ -87,7 +103,11 @@ impl Side for InitiatorSide {
                 }
                 Err(_) => self.core.handle_resolve_failed(&cluster, now),
             },
-            Internal::Accepted(..) | Internal::Input(..) | Internal::Closed(..) => {
+            Internal::Accepted(..)
+            | Internal::TlsEstablished(..)
+            | Internal::Input(..)
+            | Internal::Closed(..)
+            | Internal::TlsFailed(..) => {
                 tracing::trace!("message not for the initiator ignored");
             }
         }

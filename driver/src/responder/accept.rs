@@ -7,15 +7,17 @@ use async_channel::Sender;
 use crate::msg::Internal;
 use crate::runtime::{Listener, Runtime};
 use crate::tasks::StopSignal;
+use crate::tls::TlsServerSource;
 
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// Accepts sockets and reports them until `stop` fires or the machine is gone. The listener is closed
-/// when the loop ends.
+/// Accepts sockets and reports them (with the listener's tunnel TLS, if any) until `stop` fires or the
+/// machine is gone. The listener is closed when the loop ends.
 pub(crate) async fn accept_loop(
     rt: &dyn Runtime,
     mut listener: Box<dyn Listener>,
+    tls: Option<TlsServerSource>,
     report: Sender<Internal>,
     stop: StopSignal,
 ) {
@@ -23,7 +25,11 @@ pub(crate) async fn accept_loop(
         match stop.or_stop(listener.accept()).await {
             None => return,
             Some(Ok((stream, peer))) => {
-                if report.send(Internal::Accepted(stream, peer)).await.is_err() {
+                if report
+                    .send(Internal::Accepted(stream, peer, tls.clone()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -20,6 +20,7 @@ use crate::runtime::{Listener, Runtime};
 use crate::sans_io::Query;
 use crate::stream::TunnelStream;
 use crate::tasks::{TaskGroup, TasksDone};
+use crate::tls::TlsServerSource;
 
 /// Options of a responder beyond the core's [`ResponderConfig`].
 #[derive(Clone, Default)]
@@ -27,7 +28,30 @@ pub struct ResponderOptions {
     /// Seed of the core's `ChaCha8Rng` (keepalive jitter); `None` draws one.
     pub seed: Option<[u8; 32]>,
     /// The authentication / authorization hook (rows 8 and 10 of the check table); `None` accepts all.
+    /// With tunnel TLS it sees the verified client certificate's identity (`HandshakeContext::tls`).
     pub authorizer: Option<Arc<dyn Authorizer>>,
+    /// Tunnel TLS on the handshake listener of [`bind`](ResponderHandle::bind) /
+    /// [`serve`](ResponderHandle::serve): every accepted socket runs the TLS server handshake first, and
+    /// the session carries the handshake, the keepalive and the data for the tunnel's whole life.
+    /// [`serve_listeners`](ResponderHandle::serve_listeners) takes TLS per listener instead.
+    pub tunnel_tls: Option<TlsServerSource>,
+}
+
+/// One handshake listener of [`ResponderHandle::serve_listeners`] and its tunnel TLS, if any.
+pub struct HandshakeListener {
+    /// The bound listener.
+    pub listener: Box<dyn Listener>,
+    /// Tunnel TLS for the sockets it accepts.
+    pub tls: Option<TlsServerSource>,
+}
+
+impl std::fmt::Debug for HandshakeListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeListener")
+            .field("local_addr", &self.listener.local_addr().ok())
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for ResponderOptions {
@@ -35,6 +59,7 @@ impl std::fmt::Debug for ResponderOptions {
         f.debug_struct("ResponderOptions")
             .field("seed", &self.seed.map(|_| "…"))
             .field("authorizer", &self.authorizer.is_some())
+            .field("tunnel_tls", &self.tunnel_tls)
             .finish()
     }
 }
@@ -88,7 +113,7 @@ impl ResponderHandle {
         Self::serve(rt, listener, config, options)
     }
 
-    /// Serves handshakes on an already bound `listener` (e.g. one that wraps accepted sockets in TLS).
+    /// Serves handshakes on an already bound `listener`, with the options' tunnel TLS.
     ///
     /// # Errors
     /// The configuration is invalid, or the listener has no local address.
@@ -98,7 +123,34 @@ impl ResponderHandle {
         config: ResponderConfig,
         options: ResponderOptions,
     ) -> Result<Self, StartError> {
-        let local_addr = listener.local_addr()?;
+        let tls = options.tunnel_tls.clone();
+        Self::serve_listeners(
+            rt,
+            vec![HandshakeListener { listener, tls }],
+            config,
+            options,
+        )
+    }
+
+    /// Serves handshakes on several bound listeners into one pool, each with its own tunnel TLS (the
+    /// options' `tunnel_tls` is not used). [`local_addr`](Self::local_addr) is the first listener's.
+    ///
+    /// # Errors
+    /// The configuration is invalid, there is no listener, or a listener has no local address.
+    pub fn serve_listeners(
+        rt: Arc<dyn Runtime>,
+        listeners: Vec<HandshakeListener>,
+        config: ResponderConfig,
+        options: ResponderOptions,
+    ) -> Result<Self, StartError> {
+        let Some(first) = listeners.first() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no handshake listener",
+            )
+            .into());
+        };
+        let local_addr = first.listener.local_addr()?;
         let seed = options.seed.unwrap_or_else(crate::seed::random_seed);
         let mut core = Responder::new(config, seed, rt.now())?;
         if let Some(authorizer) = options.authorizer {
@@ -107,12 +159,14 @@ impl ResponderHandle {
         let (api, api_rx) = async_channel::unbounded();
         let (tasks, done) = TaskGroup::new(rt);
         machine::spawn(ResponderSide::new(core), tasks, api_rx, move |_, ctx| {
-            let rt = ctx.tasks().runtime().clone();
-            let report = ctx.report().clone();
-            let stop = ctx.stop_signal().clone();
-            ctx.tasks().spawn(async move {
-                accept::accept_loop(&*rt, listener, report, stop).await;
-            });
+            for HandshakeListener { listener, tls } in listeners {
+                let rt = ctx.tasks().runtime().clone();
+                let report = ctx.report().clone();
+                let stop = ctx.stop_signal().clone();
+                ctx.tasks().spawn(async move {
+                    accept::accept_loop(&*rt, listener, tls, report, stop).await;
+                });
+            }
         });
         tracing::debug!(%local_addr, "responder listening");
         Ok(Self {

@@ -112,10 +112,17 @@ impl Side for ResponderSide {
 
     fn on_internal(&mut self, msg: Internal, ctx: &mut Ctx, now: Instant) {
         match msg {
-            Internal::Accepted(stream, peer) => {
-                let conn = self.core.handle_accepted(peer, None, now);
-                tracing::trace!(%conn, %peer, "accepted");
-                ctx.open(conn, Start::Accepted(stream));
+            Internal::Accepted(stream, peer, tls) => {
+                let conn = match tls {
+                    Some(_) => self.core.handle_accepted_tls(peer, now),
+                    None => self.core.handle_accepted(peer, None, now),
+                };
+                tracing::trace!(%conn, %peer, tls = tls.is_some(), "accepted");
+                ctx.open(conn, Start::Accepted { stream, tls });
+            }
+            Internal::TlsEstablished(conn, identity) => {
+                tracing::trace!(%conn, ?identity, "tunnel TLS established");
+                self.core.handle_tls_established(conn, identity, now);
             }
             _ => tracing::trace!("message not for the responder ignored"),
         }

@@ -7,14 +7,20 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener as TokioListener, TcpStream};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_revtun");
 
 /// Runs `revtun args…` to completion (bounded by `limit`).
 pub fn run(args: &[&str], limit: Duration) -> Output {
+    run_in(Path::new("."), args, limit)
+}
+
+/// [`run`] with `dir` as the current directory.
+pub fn run_in(dir: &Path, args: &[&str], limit: Duration) -> Output {
     let mut child = Command::new(BIN)
+        .current_dir(dir)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -38,7 +44,13 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(config: &Path) -> Self {
+        Self::start_in(Path::new("."), config)
+    }
+
+    /// [`start`](Self::start) with `dir` as the current directory.
+    pub fn start_in(dir: &Path, config: &Path) -> Self {
         let child = Command::new(BIN)
+            .current_dir(dir)
             .args(["-l", "warn", "--drain-time-s", "2", "-c"])
             .arg(config)
             .stdout(Stdio::null())
@@ -177,5 +189,16 @@ impl Fnv {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+}
+
+/// An echo service: every connection gets its bytes back, half-close propagated.
+pub async fn echo_service(listener: TokioListener) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let (mut r, mut w) = stream.into_split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+            let _ = w.shutdown().await;
+        });
     }
 }

@@ -17,6 +17,9 @@ pub mod raw_peers;
 pub mod registration;
 pub mod relay;
 pub mod responder_restart;
+pub mod tls;
+pub mod tls_data_leg;
+pub mod tls_reload;
 
 mod raw;
 mod support;
@@ -64,6 +67,12 @@ macro_rules! all_scenarios {
             relay::large_transfer_both_ways_at_once,
             relay::idle_relay_times_out_and_closes_both_sides,
             responder_restart::initiator_reconnects_after_responder_restart,
+            tls::tunnel_mtls_carries_keepalive_claims_and_data,
+            tls::client_without_certificate_is_refused,
+            tls::untrusted_server_certificate_is_refused,
+            tls::stalled_tls_handshakes_close_at_the_handshake_timeout,
+            tls_reload::rewritten_certificates_apply_to_new_tunnels_only,
+            tls_data_leg::data_leg_tls_inside_tunnel_tls,
         );
     };
 }

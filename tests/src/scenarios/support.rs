@@ -14,7 +14,7 @@ use revtun_core::keepalive::KeepaliveConfig;
 use revtun_core::responder::ResponderConfig;
 use revtun_driver::{
     BoxStream, HostSource, ListenerOptions, ResponderHandle, ResponderOptions, ReverseListener,
-    Runtime, TunnelStream,
+    Runtime,
 };
 
 /// The initiator's node id.
@@ -233,7 +233,10 @@ pub fn spawn_echo(rt: Arc<dyn Runtime>, listener: Arc<ReverseListener>) -> Task<
 }
 
 /// Writes `payload`, half-closes, and reads everything back until EOF.
-pub async fn exchange(rt: &dyn Runtime, stream: &mut TunnelStream, payload: &[u8]) -> Vec<u8> {
+pub async fn exchange<S>(rt: &dyn Runtime, stream: &mut S, payload: &[u8]) -> Vec<u8>
+where
+    S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
+{
     stream.write_all(payload).await.expect("write");
     stream.close().await.expect("half-close");
     let mut back = Vec::new();

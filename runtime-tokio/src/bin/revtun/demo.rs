@@ -64,7 +64,9 @@ pub async fn run() -> anyhow::Result<()> {
             while let Ok((tunnel, info)) = listener.accept().await {
                 let (local, relayed) = (local.clone(), relayed.clone());
                 let idle = Some(Duration::from_secs(10));
-                tokio::spawn(proxy::serve_tunnel(tunnel, info, local, idle, relayed));
+                tokio::spawn(proxy::serve_tunnel(
+                    tunnel, info, local, idle, relayed, None,
+                ));
             }
         })
     };
@@ -89,6 +91,8 @@ pub async fn run() -> anyhow::Result<()> {
         limit: None,
         responder: responder.clone(),
         relayed: relayed.clone(),
+        listener_tls: None,
+        data_tls: None,
     };
     let door_listener = TcpListener::bind("127.0.0.1:0").await?;
     let door_addr = door_listener.local_addr()?;

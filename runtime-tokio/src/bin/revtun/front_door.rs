@@ -2,18 +2,26 @@
 //! client claims a tunnel (`connect_in_tenant(claim_id, tenant)`) and is relayed through it with the
 //! filter's `idle_timeout`. A client that goes away while its claim waits withdraws the claim; a claim
 //! that gets no tunnel closes the client.
+//!
+//! TLS: the listener's `DownstreamTlsContext` terminates TLS from clients before the claim; the
+//! reverse-connection cluster's `UpstreamTlsContext` makes the responder the TLS client inside the
+//! claimed tunnel (data-leg TLS), with the cluster's `sni` or else the claimed id as the server name.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use revtun_core::config::FrontDoorPlan;
+use revtun_tokio::tls::{ServerName, TlsClientSource, TlsServerSource};
 use revtun_tokio::{ClaimError, Responder, TunnelStream, configure_socket};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::counted::Counted;
 use crate::stats::{Direction, Relayed};
+use crate::tls;
 
 /// What every client of one front door needs.
 #[derive(Debug)]
@@ -30,25 +38,85 @@ pub struct FrontDoor {
     pub responder: Responder,
     /// The relayed-bytes counters.
     pub relayed: Arc<Relayed>,
+    /// TLS from clients (the listener's `transport_socket`).
+    pub listener_tls: Option<TlsServerSource>,
+    /// Data-leg TLS inside the claimed tunnel (the cluster's `transport_socket`) and the server name.
+    pub data_tls: Option<(TlsClientSource, ServerName<'static>)>,
 }
 
 impl FrontDoor {
     /// The front door of `plan` on `responder`.
-    pub fn new(plan: &FrontDoorPlan, responder: Responder, relayed: Arc<Relayed>) -> Self {
+    ///
+    /// # Errors
+    /// A TLS context cannot be loaded, or data-leg TLS has no `sni` and the claimed id is not a DNS name.
+    pub fn new(
+        plan: &FrontDoorPlan,
+        responder: Responder,
+        relayed: Arc<Relayed>,
+    ) -> anyhow::Result<Self> {
+        let listener_tls = plan
+            .listener_tls
+            .as_ref()
+            .map(|t| {
+                tls::server(
+                    t,
+                    &format!(
+                        "listener '{}': filter_chains[0].transport_socket",
+                        plan.name
+                    ),
+                )
+            })
+            .transpose()?;
+        let data_tls = match &plan.data_tls {
+            None => None,
+            Some(t) => {
+                let field = format!("cluster '{}': transport_socket", plan.cluster);
+                let source = tls::client(t, &field)?;
+                let name = match t.sni {
+                    Some(_) => None,
+                    None => Some(tls::server_name(&plan.claim_id).with_context(|| {
+                        format!("{field}.typed_config.sni: required, host_id_format {:?} is not a DNS name", plan.claim_id)
+                    })?),
+                };
+                // With `sni` set the fallback is never used.
+                let fallback = name
+                    .unwrap_or_else(|| ServerName::try_from("revtun.invalid").expect("a DNS name"));
+                Some((source, fallback))
+            }
+        };
         let limit = plan.connection_limit.as_ref().map(|l| {
             let permits = usize::try_from(l.max_connections)
                 .unwrap_or(usize::MAX)
                 .min(Semaphore::MAX_PERMITS);
             (Arc::new(Semaphore::new(permits)), l.delay)
         });
-        Self {
+        Ok(Self {
             claim_id: plan.claim_id.clone(),
             tenant: plan.tenant.clone(),
             idle_timeout: plan.tcp_proxy.idle_timeout,
             limit,
             responder,
             relayed,
-        }
+            listener_tls,
+            data_tls,
+        })
+    }
+}
+
+/// A client connection whose TCP socket can be watched while its claim waits.
+trait ClientSocket: AsyncRead + AsyncWrite + Unpin {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl ClientSocket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl ClientSocket for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
     }
 }
 
@@ -69,7 +137,7 @@ pub async fn accept_loop(listener: TcpListener, door: Arc<FrontDoor>, tracker: T
     }
 }
 
-/// One client: limit, claim (withdrawn if the client leaves), relay.
+/// One client: limit, TLS from the client, claim (withdrawn if the client leaves), data-leg TLS, relay.
 pub async fn serve_client(client: TcpStream, door: &FrontDoor) {
     if let Err(e) = configure_socket(&client) {
         tracing::debug!(error = %e, "front door socket options");
@@ -87,7 +155,18 @@ pub async fn serve_client(client: TcpStream, door: &FrontDoor) {
             }
         },
     };
-    let Some(tunnel) = claim_while_connected(&client, door).await else {
+    match &door.listener_tls {
+        None => claim_and_relay(client, door).await,
+        Some(tls) => match tls::accept(tls, client).await {
+            Ok(session) => claim_and_relay(session, door).await,
+            Err(e) => tracing::debug!(error = %e, "front door TLS handshake failed; client closed"),
+        },
+    }
+}
+
+/// Claims a tunnel for `client` and relays, through data-leg TLS if the cluster has it.
+async fn claim_and_relay(client: impl ClientSocket, door: &FrontDoor) {
+    let Some(tunnel) = claim_while_connected(client.tcp(), door).await else {
         return;
     };
     let client = Counted::new(
@@ -96,7 +175,14 @@ pub async fn serve_client(client: TcpStream, door: &FrontDoor) {
         Direction::ClientToTunnel,
         Direction::TunnelToClient,
     );
-    match revtun_tokio::relay(client, tunnel, door.idle_timeout).await {
+    let relayed = match &door.data_tls {
+        None => revtun_tokio::relay(client, tunnel, door.idle_timeout).await,
+        Some((source, name)) => match tls::connect(source, name.clone(), tunnel).await {
+            Ok(session) => revtun_tokio::relay(client, session, door.idle_timeout).await,
+            Err(e) => Err(e),
+        },
+    };
+    match relayed {
         Ok((to_tunnel, from_tunnel)) => {
             tracing::debug!(to_tunnel, from_tunnel, "front door relay done");
         }

@@ -24,6 +24,7 @@ mod proxy;
 mod run;
 mod shutdown;
 mod stats;
+mod tls;
 mod validate;
 
 use std::process::ExitCode;

@@ -1,5 +1,8 @@
 //! The initiator's `tcp_proxy`: each claimed tunnel is connected to the listener's local service
-//! cluster and relayed, with the filter's `idle_timeout`.
+//! cluster and relayed, with the filter's `idle_timeout`. With data-leg TLS (the rc:// listener's
+//! `DownstreamTlsContext`) the initiator terminates TLS on the claimed tunnel first; a local service
+//! cluster with an `UpstreamTlsContext` is reached over TLS (server name: `sni`, else the endpoint's
+//! host).
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,11 +11,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use revtun_core::config::{ClusterKind, ClusterPlan, DnsLookupFamily, Endpoint};
+use revtun_tokio::tls::{TlsClientSource, TlsServerSource};
 use revtun_tokio::{LookupFamily, TunnelInfo, TunnelStream, configure_socket, driver};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 use crate::counted::Counted;
 use crate::stats::{Direction, Relayed};
+use crate::tls;
+
+/// A connection to a local service: plain TCP, or TLS when its cluster has a `transport_socket`.
+pub type ServiceStream = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// A local service cluster: its endpoints, taken round-robin (one endpoint: always that one).
 #[derive(Debug)]
@@ -23,6 +33,7 @@ pub struct LocalService {
     family: LookupFamily,
     connect_timeout: Duration,
     next: AtomicUsize,
+    tls: Option<TlsClientSource>,
 }
 
 impl LocalService {
@@ -42,6 +53,11 @@ impl LocalService {
             family: lookup_family(plan.dns_lookup_family),
             connect_timeout: plan.connect_timeout,
             next: AtomicUsize::new(0),
+            tls: plan
+                .tls
+                .as_ref()
+                .map(|t| tls::client(t, &format!("cluster '{name}': transport_socket")))
+                .transpose()?,
         })
     }
 
@@ -56,12 +72,14 @@ impl LocalService {
             family: LookupFamily::Auto,
             connect_timeout: Duration::from_secs(5),
             next: AtomicUsize::new(0),
+            tls: None,
         }
     }
 
     /// Connects to the next endpoint (resolving a name now, first address of its family), within
-    /// `connect_timeout`, with `TCP_NODELAY` and keepalive set.
-    pub async fn connect(&self) -> io::Result<TcpStream> {
+    /// `connect_timeout`, with `TCP_NODELAY` and keepalive set; then the TLS handshake if the cluster
+    /// has TLS.
+    pub async fn connect(&self) -> io::Result<ServiceStream> {
         let at = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
         let endpoint = &self.endpoints[at];
         let addr = match endpoint.socket_addr() {
@@ -81,7 +99,15 @@ impl LocalService {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect_timeout"))??;
         configure_socket(&stream)?;
-        Ok(stream)
+        match &self.tls {
+            None => Ok(Either::Left(stream)),
+            Some(source) => {
+                let fallback = tls::server_name(&endpoint.host).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "the host is not a server name")
+                })?;
+                Ok(Either::Right(tls::connect(source, fallback, stream).await?))
+            }
+        }
     }
 }
 
@@ -95,11 +121,32 @@ pub fn lookup_family(family: DnsLookupFamily) -> LookupFamily {
     }
 }
 
-/// Relays one claimed tunnel to the local service. A service that cannot be reached closes the tunnel.
+/// Relays one claimed tunnel to the local service, terminating data-leg TLS first if `data_tls` is
+/// set. A failed TLS handshake or a service that cannot be reached closes the tunnel.
 pub async fn serve_tunnel(
     tunnel: TunnelStream,
     info: TunnelInfo,
     service: Arc<LocalService>,
+    idle_timeout: Option<Duration>,
+    relayed: Arc<Relayed>,
+    data_tls: Option<TlsServerSource>,
+) {
+    match data_tls {
+        None => relay_to_service(tunnel, &info, &service, idle_timeout, relayed).await,
+        Some(tls) => match tls::accept(&tls, tunnel).await {
+            Ok(session) => relay_to_service(session, &info, &service, idle_timeout, relayed).await,
+            Err(e) => {
+                tracing::info!(tunnel = %info.id, error = %e, "data-leg TLS handshake failed; tunnel closed");
+            }
+        },
+    }
+}
+
+/// Connects the local service and relays `tunnel` to it.
+async fn relay_to_service(
+    tunnel: impl AsyncRead + AsyncWrite + Unpin,
+    info: &TunnelInfo,
+    service: &LocalService,
     idle_timeout: Option<Duration>,
     relayed: Arc<Relayed>,
 ) {

@@ -14,7 +14,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use revtun_core::config::{Bootstrap, ClusterKind, ClusterPlan, RcListenerPlan};
 use revtun_core::initiator::InitiatorConfig;
-use revtun_tokio::{DnsHosts, HostSource, Responder, ResponderOptions, ReverseListener};
+use revtun_tokio::{
+    DnsHosts, HostSource, ListenerOptions, Responder, ResponderOptions, ReverseListener,
+};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -24,7 +26,7 @@ use crate::auth::{PlanAuthorizer, read_token};
 use crate::front_door::{self, FrontDoor};
 use crate::proxy::{self, LocalService};
 use crate::stats::App;
-use crate::{admin, limits, shutdown, validate};
+use crate::{admin, limits, shutdown, tls, validate};
 
 /// How long the machines get to close their tunnels at shutdown.
 const MACHINE_SHUTDOWN: Duration = Duration::from_secs(5);
@@ -68,7 +70,11 @@ pub async fn serve(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
         let Some(responder) = &responder else {
             anyhow::bail!("front door '{}' needs a handshake listener", door.name);
         };
-        let shared = Arc::new(FrontDoor::new(door, responder.clone(), app.relayed.clone()));
+        let shared = Arc::new(FrontDoor::new(
+            door,
+            responder.clone(),
+            app.relayed.clone(),
+        )?);
         for listener in front_door::bind(door).await? {
             tracing::info!(name = door.name, addr = %listener.local_addr()?, claim = door.claim_id, "front door listening");
             accept_loops.push(tokio::spawn(front_door::accept_loop(
@@ -129,12 +135,25 @@ async fn start_responder(plan: &Bootstrap, app: &App) -> anyhow::Result<Option<R
     let Some(r) = &plan.responder else {
         return Ok(None);
     };
-    let binds: Vec<_> = r.listeners.iter().flat_map(|l| l.binds.clone()).collect();
+    let mut listeners = Vec::with_capacity(r.listeners.len());
+    for listener in &r.listeners {
+        let field = format!(
+            "listener '{}': filter_chains[0].transport_socket",
+            listener.name
+        );
+        let tunnel_tls = listener
+            .tunnel_tls
+            .as_ref()
+            .map(|t| tls::server(t, &field))
+            .transpose()?;
+        listeners.push((listener.binds.clone(), tunnel_tls));
+    }
     let mut options = ResponderOptions::default();
     if let Some(auth) = PlanAuthorizer::from_plan(&r.auth)? {
         options.authorizer = Some(Arc::new(auth));
     }
-    let (responder, bound) = Responder::bind_many(&binds, r.config.clone(), options)
+    let binds: Vec<_> = listeners.iter().flat_map(|(b, _)| b.clone()).collect();
+    let (responder, bound) = Responder::bind_listeners(&listeners, r.config.clone(), options)
         .await
         .with_context(|| format!("handshake listeners {binds:?}"))?;
     for addr in bound {
@@ -169,8 +188,23 @@ async fn start_initiator(
         .get(service_name)
         .with_context(|| format!("cluster '{service_name}' is not defined"))?;
     let service = Arc::new(LocalService::from_plan(service_name, service_plan)?);
+    let options = ListenerOptions {
+        tunnel_tls: tunnel_tls(&config, plan)?,
+        ..ListenerOptions::default()
+    };
+    let data_tls = listener
+        .data_tls
+        .as_ref()
+        .map(|t| {
+            let field = format!(
+                "listener '{}': filter_chains[0].transport_socket",
+                listener.name
+            );
+            tls::server(t, &field)
+        })
+        .transpose()?;
     let reverse = Arc::new(
-        ReverseListener::bind(config, sources)
+        ReverseListener::bind_with(config, sources, options)
             .await
             .with_context(|| format!("listener '{}'", listener.name))?,
     );
@@ -206,12 +240,28 @@ async fn start_initiator(
             };
             let service = service.clone();
             let relayed = relayed.clone();
+            let data_tls = data_tls.clone();
             relays.spawn(async move {
-                proxy::serve_tunnel(tunnel, info, service, idle_timeout, relayed).await;
+                proxy::serve_tunnel(tunnel, info, service, idle_timeout, relayed, data_tls).await;
                 drop(permit);
             });
         }
     }))
+}
+
+/// Tunnel TLS per target cluster of `config`: each cluster's `transport_socket`.
+fn tunnel_tls(
+    config: &InitiatorConfig,
+    plan: &Bootstrap,
+) -> anyhow::Result<std::collections::BTreeMap<String, revtun_tokio::tls::TlsClientSource>> {
+    let mut out = std::collections::BTreeMap::new();
+    for target in &config.targets {
+        if let Some(t) = plan.clusters.get(&target.name).and_then(|c| c.tls.as_ref()) {
+            let field = format!("cluster '{}': transport_socket", target.name);
+            out.insert(target.name.clone(), tls::client(t, &field)?);
+        }
+    }
+    Ok(out)
 }
 
 /// One [`HostSource`] per target cluster of `config`, from the plan's clusters.
@@ -273,9 +323,6 @@ fn host_source(name: &str, cluster: &ClusterPlan) -> anyhow::Result<HostSource> 
 pub(crate) fn unsupported(plan: &Bootstrap) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for (name, cluster) in &plan.clusters {
-        if cluster.tls.is_some() {
-            problems.push(format!("cluster '{name}': transport_socket (TLS)"));
-        }
         let named = cluster.endpoints.iter().any(|e| e.socket_addr().is_none());
         if cluster.kind == ClusterKind::StrictDns && named && cluster.endpoints.len() > 1 {
             problems.push(format!(
@@ -283,33 +330,14 @@ pub(crate) fn unsupported(plan: &Bootstrap) -> anyhow::Result<()> {
             ));
         }
     }
-    for listener in plan.initiator.iter().flat_map(|i| &i.listeners) {
-        if listener.data_tls.is_some() {
-            problems.push(format!(
-                "listener '{}': transport_socket (TLS)",
-                listener.name
-            ));
-        }
-    }
     if let Some(responder) = &plan.responder {
         for listener in &responder.listeners {
-            if listener.tunnel_tls.is_some() {
-                problems.push(format!(
-                    "listener '{}': transport_socket (TLS)",
-                    listener.name
-                ));
-            }
             if listener.connection_limit.is_some() {
                 problems.push(format!(
                     "listener '{}': connection_limit on a handshake listener",
                     listener.name
                 ));
             }
-        }
-    }
-    for door in &plan.front_doors {
-        if door.listener_tls.is_some() {
-            problems.push(format!("listener '{}': transport_socket (TLS)", door.name));
         }
     }
     if problems.is_empty() {

@@ -19,7 +19,7 @@ pub fn run(path: Option<&Path>) -> ExitCode {
         return ExitCode::from(2);
     };
     match load(path) {
-        Ok(plan) => match crate::run::unsupported(&plan) {
+        Ok(plan) => match crate::run::unsupported(&plan).and_then(|()| tls_files(&plan)) {
             Ok(()) => {
                 println!("{}: OK, {}", path.display(), summary(&plan));
                 ExitCode::SUCCESS
@@ -34,6 +34,16 @@ pub fn run(path: Option<&Path>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Every TLS context's files load (certificates, keys and CAs are read, relative paths against the
+/// current directory).
+fn tls_files(plan: &Bootstrap) -> anyhow::Result<()> {
+    let problems = crate::tls::check(plan);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("TLS files cannot be loaded:\n{}", problems.join("\n"))
 }
 
 /// One line: what the file would run.
