@@ -96,7 +96,7 @@ pub use names::*;
 pub use plan::{
     AuthPlan, Bootstrap, ClusterKind, ClusterPlan, ConnectionLimitPlan, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DNS_REFRESH_RATE, DEFAULT_TCP_PROXY_IDLE_TIMEOUT, DataSource, DnsLookupFamily,
-    DownstreamTlsPlan, Endpoint, FrontDoorPlan, HandshakeListenerPlan, InitiatorPlan,
+    DownstreamTlsPlan, Endpoint, FrontDoorPlan, HandshakeListenerPlan, InitiatorPlan, RbacPlan,
     RcListenerPlan, ResponderPlan, TcpProxyPlan, TlsCertificatePlan, UpstreamTlsPlan,
 };
 

@@ -75,7 +75,7 @@
 //!   (the response is queued in the same call, so nothing else can arrive before it).
 //! - **Pending caps.** A new connection at the per-IP cap closes that address's oldest pending handshake;
 //!   then, at the total cap, the oldest pending handshake of all ([`RejectReason::PendingCapEvicted`],
-//!   no counter: DESIGN.md names none).
+//!   counted as revtun's `reverse_tunnel.handshake.pending_evicted`; DESIGN.md names no counter).
 //! - **Keepalive.** One [`ResponderKeepalive`](crate::keepalive::ResponderKeepalive) per idle tunnel, on
 //!   its own `ChaCha8Rng` seeded with 32 bytes drawn from the machine's RNG at registration.
 //! - **Claims.** [`claim`](Responder::claim) tries the id as a cluster (its nodes round-robin from the one
