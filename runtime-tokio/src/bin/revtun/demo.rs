@@ -89,6 +89,7 @@ pub async fn run() -> anyhow::Result<()> {
         limit: None,
         responder: responder.clone(),
         relayed: relayed.clone(),
+        rbac: None,
     };
     let door_listener = TcpListener::bind("127.0.0.1:0").await?;
     let door_addr = door_listener.local_addr()?;

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use revtun_core::config::FrontDoorPlan;
+use revtun_core::policy::SourceAllowList;
 use revtun_tokio::{ClaimError, Responder, TunnelStream, configure_socket};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::counted::Counted;
-use crate::stats::{Direction, Relayed};
+use crate::stats::{App, Direction, Rbac, Relayed};
 
 /// What every client of one front door needs.
 #[derive(Debug)]
@@ -30,11 +31,17 @@ pub struct FrontDoor {
     pub responder: Responder,
     /// The relayed-bytes counters.
     pub relayed: Arc<Relayed>,
+    /// The `rbac` filter: the source ranges allowed and their counters.
+    pub rbac: Option<(SourceAllowList, Arc<Rbac>)>,
 }
 
 impl FrontDoor {
-    /// The front door of `plan` on `responder`.
-    pub fn new(plan: &FrontDoorPlan, responder: Responder, relayed: Arc<Relayed>) -> Self {
+    /// The front door of `plan` on `responder`; its counters are registered with `app`.
+    pub fn new(plan: &FrontDoorPlan, responder: Responder, app: &App) -> Self {
+        let rbac = plan
+            .rbac
+            .as_ref()
+            .map(|r| (r.sources.clone(), app.add_rbac(&r.stat_prefix)));
         let limit = plan.connection_limit.as_ref().map(|l| {
             let permits = usize::try_from(l.max_connections)
                 .unwrap_or(usize::MAX)
@@ -47,7 +54,8 @@ impl FrontDoor {
             idle_timeout: plan.tcp_proxy.idle_timeout,
             limit,
             responder,
-            relayed,
+            relayed: app.relayed.clone(),
+            rbac,
         }
     }
 }
@@ -64,6 +72,16 @@ pub async fn accept_loop(listener: TcpListener, door: Arc<FrontDoor>, tracker: T
             }
         };
         tracing::trace!(%peer, "front door client");
+        if let Some((allow, counters)) = &door.rbac {
+            if !allow.allows(peer.ip()) {
+                // Closed at once: the client never reaches a claim.
+                counters.denied();
+                tracing::debug!(%peer, "front door: source not allowed (rbac); closed");
+                drop(client);
+                continue;
+            }
+            counters.allowed();
+        }
         let door = door.clone();
         tracker.spawn(async move { serve_client(client, &door).await });
     }
