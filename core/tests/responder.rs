@@ -818,7 +818,7 @@ fn peer_closing_during_the_handshake() {
             reason: RejectReason::PeerClosed
         })]
     );
-    assert!(d.nonzero_handshake_counters().is_empty());
+    assert_eq!(d.handshake_counter("peer_closed"), 1);
     assert_eq!(d.r.counts().closed, 1);
 }
 
@@ -1423,6 +1423,7 @@ fn stats_exact() {
             ("reverse_tunnel.handshake.auth_failed", Counter, 0),
             ("reverse_tunnel.handshake.body_rejected", Counter, 0),
             ("reverse_tunnel.handshake.parse_error", Counter, 1),
+            ("reverse_tunnel.handshake.peer_closed", Counter, 0),
             ("reverse_tunnel.handshake.pending_evicted", Counter, 0),
             ("reverse_tunnel.handshake.registration_failed", Counter, 0),
             ("reverse_tunnel.handshake.rejected", Counter, 0),

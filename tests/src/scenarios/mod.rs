@@ -11,6 +11,7 @@ pub mod admission;
 pub mod claim_marker;
 pub mod claim_timeout;
 pub mod envoy_mode;
+pub mod flood;
 pub mod host_resolution;
 pub mod hostile;
 pub mod keepalive_wire;

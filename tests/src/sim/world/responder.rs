@@ -237,6 +237,7 @@ impl World {
                     RejectReason::Malformed(_) => Some("parse_error"),
                     RejectReason::Timeout => Some("timeout"),
                     RejectReason::PendingCapEvicted => Some("pending_evicted"),
+                    RejectReason::PeerClosed => Some("peer_closed"),
                     _ => None,
                 };
                 if let Some(counter) = counter {
