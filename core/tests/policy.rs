@@ -11,10 +11,16 @@ use revtun_core::policy::{
 };
 use revtun_core::responder::{PeerTlsIdentity, Responder, ResponderConfig, ResponderEvent};
 
+/// The tests' only clock reading: the core never reads one itself.
+#[allow(clippy::disallowed_methods)]
+fn start() -> Instant {
+    Instant::now()
+}
+
 /// Runs one handshake of `node`/`cluster` with `authorization` (if any) and `tls` through a responder
 /// with `policy`; returns the first line of the response.
 fn status(policy: &Policy, node: &str, auth: Option<&str>, tls: Option<PeerTlsIdentity>) -> String {
-    let now = Instant::now();
+    let now = start();
     let mut r = Responder::new(ResponderConfig::default(), [1; 32], now)
         .unwrap()
         .with_authorizer(Arc::new(policy.clone()));

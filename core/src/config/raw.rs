@@ -99,7 +99,7 @@ pub(crate) enum Terminal {
     /// `envoy.filters.network.tcp_proxy`; the path is its `typed_config`.
     TcpProxy(Path, TcpProxyPlan),
     /// `envoy.filters.network.reverse_tunnel`.
-    ReverseTunnel(RawReverseTunnel),
+    ReverseTunnel(Box<RawReverseTunnel>),
 }
 
 /// A `reverse_tunnel` filter.

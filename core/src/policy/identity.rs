@@ -155,7 +155,7 @@ impl CertificateIdentity {
     pub fn matches(&self, identity: &Identity, tls: &PeerTlsIdentity) -> bool {
         let uri = self.uri_san.as_ref().is_some_and(|t| {
             let want = t.render(identity);
-            tls.uri_sans.iter().any(|san| *san == want)
+            tls.uri_sans.contains(&want)
         });
         let dns = self.dns_san.as_ref().is_some_and(|t| {
             let want = t.render(identity);

@@ -190,13 +190,13 @@ fn read_filter(node: &Node<'_>, cx: &mut Cx) -> Option<Filter> {
         }
     } else if typed.message == message_name(REVERSE_TUNNEL_TYPE) {
         match filters::read_reverse_tunnel(&mut typed.map, cx) {
-            Some(settings) => {
-                Filter::Terminal(Box::new(Terminal::ReverseTunnel(RawReverseTunnel {
+            Some(settings) => Filter::Terminal(Box::new(Terminal::ReverseTunnel(Box::new(
+                RawReverseTunnel {
                     path: node.path.clone(),
                     typed_path,
                     settings,
-                })))
-            }
+                },
+            )))),
             None => Filter::Invalid {
                 terminal: true,
                 reverse_tunnel: true,

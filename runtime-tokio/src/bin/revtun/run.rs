@@ -131,8 +131,10 @@ async fn start_responder(plan: &Bootstrap, app: &App) -> anyhow::Result<Option<R
         return Ok(None);
     };
     let binds: Vec<_> = r.listeners.iter().flat_map(|l| l.binds.clone()).collect();
-    let mut options = ResponderOptions::default();
-    options.authorizer = responder_policy(&r.auth)?;
+    let options = ResponderOptions {
+        authorizer: responder_policy(&r.auth)?,
+        ..ResponderOptions::default()
+    };
     let (responder, bound) = Responder::bind_many(&binds, r.config.clone(), options)
         .await
         .with_context(|| format!("handshake listeners {binds:?}"))?;
