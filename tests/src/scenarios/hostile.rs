@@ -152,7 +152,10 @@ pub async fn per_ip_cap_keeps_a_flooding_address_from_locking_out_initiators(sid
         .await;
         assert_eq!(responder.counts().await.unwrap().handshaking, 4);
         // The oldest were closed by the responder, the newest are still pending.
-        assert!(held[..16].iter().all(is_closed));
+        super::support::wait_until(sides.rt(), Duration::from_secs(5), "closes", || async {
+            held[..16].iter().all(is_closed)
+        })
+        .await;
         assert!(!held[16..].iter().any(is_closed));
 
         let listener = std::sync::Arc::new(initiator(&sides, addr, 2, true).await);
@@ -198,7 +201,13 @@ pub async fn total_cap_evicts_the_oldest_pending_handshake(sides: Sides) {
         })
         .await;
         assert_eq!(responder.counts().await.unwrap().handshaking, 8);
-        assert!(held[..4].iter().all(is_closed), "the four oldest closed");
+        super::support::wait_until(
+            sides.rt(),
+            Duration::from_secs(5),
+            "the four oldest closed",
+            || async { held[..4].iter().all(is_closed) },
+        )
+        .await;
         assert!(!held[4..].iter().any(is_closed), "the rest still pending");
         drop(held);
         shut_down(sides.rt(), "responder", responder.shutdown()).await;
