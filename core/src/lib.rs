@@ -13,6 +13,8 @@
 //! - [`backoff`]: per-host reconnect backoff with seeded jitter;
 //! - [`initiator`]: the initiator state machine (dials, handshakes, keepalive echoes, claims, backoff, stats);
 //! - [`responder`]: the responder state machine (handshake checks, idle pool with keepalive, claims);
+//! - [`policy`]: token sets, id allow-list patterns, certificate identity binding and source CIDR
+//!   allow-lists, and [`policy::Policy`], an authorizer built from them;
 //! - [`command`]: connection ids, transmits and the lifecycle orders the state machines give their driver;
 //! - [`stats`]: statistics snapshots with the dotted names of `DESIGN.md`;
 //! - `config` (feature `config`): the Envoy-style bootstrap YAML model, parsed into a typed plan.
@@ -29,6 +31,7 @@ pub mod handshake;
 mod headers;
 pub mod initiator;
 pub mod keepalive;
+pub mod policy;
 pub mod responder;
 pub mod stats;
 mod timer;

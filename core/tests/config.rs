@@ -7,11 +7,12 @@ use std::time::Duration;
 use proptest::prelude::*;
 use revtun_core::address::RcAddress;
 use revtun_core::config::{
-    AuthPlan, Bootstrap, ClusterKind, ConfigError, DataSource, DnsLookupFamily, Endpoint, parse,
-    parse_duration,
+    AuthPlan, Bootstrap, ClusterKind, ConfigError, DataSource, DnsLookupFamily, Endpoint, RbacPlan,
+    parse, parse_duration,
 };
 use revtun_core::handshake::HeadLimits;
 use revtun_core::initiator::{InitiatorConfig, TargetCluster};
+use revtun_core::policy::CertificateIdentity;
 use revtun_core::responder::ResponderConfig;
 
 // ---------------------------------------------------------------------------------------------------
@@ -496,7 +497,7 @@ fn responder_every_field() {
             allowed_node_ids: vec!["node-1".into()],
             allowed_cluster_ids: vec!["edge".into(), "core".into()],
             allowed_tenant_ids: vec![],
-            bind_node_id_to_certificate: false,
+            certificate_identity: None,
         }
     );
     let door = &plan.front_doors[0];
@@ -525,7 +526,7 @@ fn admin_address() {
     );
     assert_error(
         "admin:\n  access_log_path: /dev/stdout\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 9901 }\n",
-        "admin.access_log_path: unknown or unsupported field; supported here: address",
+        "admin.access_log_path: unknown or unsupported field; supported here: address, source_allow",
     );
 }
 
@@ -1096,7 +1097,7 @@ fn reverse_tunnel_filter_field_errors() {
     assert_error(
         &with("          jwt_validator: {}\n"),
         &format!(
-            "{typed}.jwt_validator: unknown or unsupported field; supported here: accept_claim_marker, allowed_cluster_ids, allowed_node_ids, allowed_tenant_ids, auto_close_connections, bearer_token_file, bind_node_id_to_certificate, enable_connection_limit, handshake_timeout, ping_interval, request_method, request_path, require_tenant, required_cluster_name, skip_rebalancing, use_http_upgrade, validation"
+            "{typed}.jwt_validator: unknown or unsupported field; supported here: accept_claim_marker, allowed_cluster_ids, allowed_node_ids, allowed_tenant_ids, auto_close_connections, bearer_token_file, bind_node_id_to_certificate, certificate_identity, enable_connection_limit, handshake_timeout, ping_interval, request_method, request_path, require_tenant, required_cluster_name, skip_rebalancing, use_http_upgrade, validation"
         ),
     );
     assert_error(
@@ -1431,7 +1432,7 @@ fn unsupported_types() {
             "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
             "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         ),
-        "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type: unsupported filter type \"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\"; supported: envoy.filters.network.tcp_proxy (type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy), envoy.filters.network.reverse_tunnel (type.googleapis.com/envoy.extensions.filters.network.reverse_tunnel.v3.ReverseTunnel), envoy.filters.network.connection_limit (type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit)",
+        "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type: unsupported filter type \"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\"; supported: envoy.filters.network.tcp_proxy (type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy), envoy.filters.network.reverse_tunnel (type.googleapis.com/envoy.extensions.filters.network.reverse_tunnel.v3.ReverseTunnel), envoy.filters.network.connection_limit (type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit), envoy.filters.network.rbac (type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC)",
     );
     // An extension of an unknown type is not configured: the rc:// listener misses its extension.
     assert_eq!(
@@ -1516,7 +1517,10 @@ fn tls_contexts() {
     );
     let plan = ok(&yaml);
     let responder = plan.responder.as_ref().unwrap();
-    assert!(responder.auth.bind_node_id_to_certificate);
+    assert_eq!(
+        responder.auth.certificate_identity,
+        Some(CertificateIdentity::node_id_equals_san())
+    );
     let tunnel_tls = responder.listeners[0]
         .tunnel_tls
         .as_ref()
@@ -1903,6 +1907,228 @@ fn many_errors_stay_cheap() {
     assert_eq!(errors.len(), 20_000);
     assert_eq!(
         errors.errors()[0].to_string(),
-        "admin.field_0: unknown or unsupported field; supported here: address"
+        "admin.field_0: unknown or unsupported field; supported here: address, source_allow"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Security: allow-list patterns, identity binding, front-door RBAC, admin source allow-list.
+
+#[test]
+fn allow_list_patterns_are_checked_when_read() {
+    let with = |fields: &str| {
+        edit(
+            RESPONDER,
+            "          ping_interval: 2s\n",
+            &format!("          ping_interval: 2s\n{fields}"),
+        )
+    };
+    let typed = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+    let plan = ok(&with(
+        "          allowed_node_ids: [\"edge-*\", \"*.prod\", \"*\", exact]\n",
+    ));
+    let auth = &plan.responder.as_ref().unwrap().auth;
+    assert_eq!(auth.allowed_node_ids, ["edge-*", "*.prod", "*", "exact"]);
+    let policy = auth.policy(None).expect("valid patterns");
+    assert!(policy.nodes.allows("edge-1") && policy.nodes.allows("anything"));
+    assert_error(
+        &with("          allowed_cluster_ids: [ok, \"a*b\"]\n"),
+        &format!(
+            "{typed}.allowed_cluster_ids[1]: invalid pattern \"a*b\": use an exact id, 'prefix*', '*suffix' or '*' alone ('*' may appear only once, at the start or the end)"
+        ),
+    );
+    assert!(
+        errors(&with("          allowed_tenant_ids: [\"**\"]\n"))[0]
+            .starts_with(&format!("{typed}.allowed_tenant_ids[0]: invalid pattern"))
+    );
+}
+
+#[test]
+fn certificate_identity_is_read_and_needs_client_certificates() {
+    let tls_chain = (
+        "    - filters:\n      - name: envoy.filters.network.reverse_tunnel\n",
+        format!(
+            "    - {}      filters:\n      - name: envoy.filters.network.reverse_tunnel\n",
+            SERVER_TLS.trim_start()
+        ),
+    );
+    let binding = "          ping_interval: 2s\n          certificate_identity:\n            uri_san: \"spiffe://example.org/{cluster}/node/{node}\"\n            dns_san: \"{node}.nodes.example.org\"\n";
+    let yaml = edits(
+        RESPONDER,
+        &[
+            (tls_chain.0, tls_chain.1.as_str()),
+            ("          ping_interval: 2s\n", binding),
+        ],
+    );
+    let plan = ok(&yaml);
+    let binding = plan.responder.unwrap().auth.certificate_identity.unwrap();
+    assert_eq!(
+        binding.uri_san.unwrap().to_string(),
+        "spiffe://example.org/{cluster}/node/{node}"
+    );
+    assert_eq!(
+        binding.dns_san.unwrap().to_string(),
+        "{node}.nodes.example.org"
+    );
+
+    let typed = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+    let with = |fields: &str| {
+        edit(
+            RESPONDER,
+            "          ping_interval: 2s\n",
+            &format!("          ping_interval: 2s\n{fields}"),
+        )
+    };
+    assert_error(
+        &with("          certificate_identity: { uri_san: \"spiffe://x/{node}\" }\n"),
+        &format!(
+            "{typed}.certificate_identity: needs client certificates: add a transport_socket with require_client_certificate: true to this listener's filter chain"
+        ),
+    );
+    assert_error(
+        &with("          certificate_identity: { uri_san: \"spiffe://x/{name}\" }\n"),
+        &format!(
+            "{typed}.certificate_identity.uri_san: unknown placeholder or stray brace at byte 11 of \"spiffe://x/{{name}}\": the placeholders are {{node}}, {{cluster}} and {{tenant}}"
+        ),
+    );
+    assert_error(
+        &with("          certificate_identity: { dns_san: \"{cluster}.example.org\" }\n"),
+        &format!(
+            "{typed}.certificate_identity.dns_san: \"{{cluster}}.example.org\" must contain {{node}}"
+        ),
+    );
+    assert_error(
+        &with("          certificate_identity: {}\n"),
+        &format!("{typed}.certificate_identity: set uri_san, dns_san or both"),
+    );
+    assert_error(
+        &with("          certificate_identity: { uri_san: \"{node}\", bind_cluster: true }\n"),
+        &format!(
+            "{typed}.certificate_identity.bind_cluster: unknown or unsupported field; supported here: dns_san, uri_san"
+        ),
+    );
+    assert_error(
+        &with(
+            "          bind_node_id_to_certificate: true\n          certificate_identity: { uri_san: \"{node}\" }\n",
+        ),
+        &format!(
+            "{typed}.certificate_identity: set either bind_node_id_to_certificate or certificate_identity, not both"
+        ),
+    );
+}
+
+/// The RESPONDER fixture's front door with `filter` (an rbac filter, indented as a list element) before
+/// its tcp_proxy.
+fn front_door_with(filter: &str) -> String {
+    edit(
+        RESPONDER,
+        "    - filters:\n      - name: envoy.filters.network.tcp_proxy\n",
+        &format!("    - filters:\n{filter}      - name: envoy.filters.network.tcp_proxy\n"),
+    )
+}
+
+const RBAC_HEAD: &str = "      - name: envoy.filters.network.rbac\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC\n";
+
+#[test]
+fn front_door_rbac_source_ranges() {
+    let yaml = front_door_with(&format!(
+        "{RBAC_HEAD}          stat_prefix: front_rbac\n          rules:\n            action: ALLOW\n            policies:\n              loopback:\n                permissions: [{{any: true}}]\n                principals:\n                - direct_remote_ip: {{address_prefix: 127.0.0.1, prefix_len: 32}}\n                - source_ip: {{address_prefix: \"::1\", prefix_len: 128}}\n              office:\n                permissions: [{{any: true}}]\n                principals: [{{remote_ip: {{address_prefix: 10.1.0.0, prefix_len: 16}}}}]\n"
+    ));
+    let plan = ok(&yaml);
+    let rbac: &RbacPlan = plan.front_doors[0].rbac.as_ref().expect("rbac");
+    assert_eq!(rbac.stat_prefix, "front_rbac");
+    let ranges: Vec<String> = rbac
+        .sources
+        .ranges()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ranges, ["127.0.0.1/32", "::1/128", "10.1.0.0/16"]);
+    assert!(rbac.sources.allows("10.1.2.3".parse().unwrap()));
+    assert!(!rbac.sources.allows("127.0.0.2".parse().unwrap()));
+}
+
+#[test]
+fn front_door_rbac_other_shapes_are_errors() {
+    let filter = "static_resources.listeners[1].filter_chains[0].filters[0]";
+    let typed = format!("{filter}.typed_config");
+    let rules = |body: &str| {
+        front_door_with(&format!(
+            "{RBAC_HEAD}          stat_prefix: r\n          rules:\n{body}"
+        ))
+    };
+    assert_error(
+        &rules(
+            "            action: DENY\n            policies:\n              p:\n                permissions: [{any: true}]\n                principals: [{any: true}]\n",
+        ),
+        &format!("{typed}.rules.action: only ALLOW is supported (a source-address allow-list)"),
+    );
+    assert_error(
+        &rules(
+            "            policies:\n              p:\n                permissions: [{destination_port: 80}]\n                principals: [{any: true}]\n",
+        ),
+        &format!(
+            "{typed}.rules.policies.p.permissions[0].destination_port: permissions other than {{any: true}} are not supported (revtun's front doors see no request)"
+        ),
+    );
+    assert_error(
+        &rules(
+            "            policies:\n              p:\n                permissions: [{any: true}]\n                principals: [{authenticated: {}}]\n",
+        ),
+        &format!(
+            "{typed}.rules.policies.p.principals[0].authenticated: unsupported principal: revtun's front doors support direct_remote_ip, remote_ip, source_ip (address ranges) and any"
+        ),
+    );
+    assert_error(
+        &rules(
+            "            policies:\n              p:\n                permissions: [{any: true}]\n                principals: [{direct_remote_ip: {address_prefix: 127.0.0.1, prefix_len: 33}}]\n",
+        ),
+        &format!(
+            "{typed}.rules.policies.p.principals[0].direct_remote_ip.prefix_len: prefix_len 33 is larger than 32 for 127.0.0.1"
+        ),
+    );
+    assert_error(
+        &rules("            policies: {}\n"),
+        &format!(
+            "{typed}.rules.policies: at least one policy is needed (no policy would refuse every client)"
+        ),
+    );
+    assert_error(
+        &front_door_with(&format!(
+            "{RBAC_HEAD}          stat_prefix: r\n          shadow_rules: {{}}\n          rules: {{policies: {{p: {{permissions: [{{any: true}}], principals: [{{any: true}}]}}}}}}\n"
+        )),
+        &format!(
+            "{typed}.shadow_rules: not supported: revtun runs the RBAC filter only as a source-address allow-list (rules with action ALLOW)"
+        ),
+    );
+    // On a handshake listener: refused.
+    let on_handshake = edit(
+        RESPONDER,
+        "    - filters:\n      - name: envoy.filters.network.reverse_tunnel\n",
+        &format!(
+            "    - filters:\n{RBAC_HEAD}          stat_prefix: r\n          rules: {{policies: {{p: {{permissions: [{{any: true}}], principals: [{{any: true}}]}}}}}}\n      - name: envoy.filters.network.reverse_tunnel\n"
+        ),
+    );
+    assert_error(
+        &on_handshake,
+        "static_resources.listeners[0].filter_chains[0].filters[0]: envoy.filters.network.rbac is supported on front-door listeners only (a socket listener whose tcp_proxy names a reverse-connection cluster)",
+    );
+}
+
+#[test]
+fn admin_source_allow() {
+    let plan = ok(
+        "admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 9901 }\n  source_allow: [127.0.0.0/8, \"::1\"]\n",
+    );
+    let allow = plan.admin_source_allow.expect("allow-list");
+    assert!(allow.allows("127.0.0.2".parse().unwrap()) && allow.allows("::1".parse().unwrap()));
+    assert!(!allow.allows("10.0.0.1".parse().unwrap()));
+    assert_error(
+        "admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 9901 }\n  source_allow: [127.0.0.0/40]\n",
+        "admin.source_allow[0]: prefix_len 40 is larger than 32 for 127.0.0.0",
+    );
+    assert_error(
+        "admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 9901 }\n  source_allow: []\n",
+        "admin.source_allow: must not be empty (it would refuse every client)",
     );
 }

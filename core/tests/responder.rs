@@ -818,7 +818,7 @@ fn peer_closing_during_the_handshake() {
             reason: RejectReason::PeerClosed
         })]
     );
-    assert!(d.nonzero_handshake_counters().is_empty());
+    assert_eq!(d.handshake_counter("peer_closed"), 1);
     assert_eq!(d.r.counts().closed, 1);
 }
 
@@ -857,7 +857,11 @@ fn per_ip_cap_drops_that_ips_oldest() {
         assert_eq!(out[0], Out::Tx(conn, accept_bytes(false)));
     }
     assert!(
-        d.nonzero_handshake_counters() == vec![("reverse_tunnel.handshake.accepted".into(), 3)]
+        d.nonzero_handshake_counters()
+            == vec![
+                ("reverse_tunnel.handshake.accepted".into(), 3),
+                ("reverse_tunnel.handshake.pending_evicted".into(), 1)
+            ]
     );
 }
 
@@ -891,6 +895,13 @@ fn total_cap_drops_the_oldest_of_all() {
     let _ = (c4, c5);
     assert_eq!(d.r.counts().handshaking, 3);
     assert_eq!(d.r.counts().idle, 1);
+    assert_eq!(
+        d.nonzero_handshake_counters(),
+        vec![
+            ("reverse_tunnel.handshake.accepted".into(), 1),
+            ("reverse_tunnel.handshake.pending_evicted".into(), 1)
+        ]
+    );
 }
 
 // -------------------------------------------------------------------------------------------------------
@@ -1412,6 +1423,8 @@ fn stats_exact() {
             ("reverse_tunnel.handshake.auth_failed", Counter, 0),
             ("reverse_tunnel.handshake.body_rejected", Counter, 0),
             ("reverse_tunnel.handshake.parse_error", Counter, 1),
+            ("reverse_tunnel.handshake.peer_closed", Counter, 0),
+            ("reverse_tunnel.handshake.pending_evicted", Counter, 0),
             ("reverse_tunnel.handshake.registration_failed", Counter, 0),
             ("reverse_tunnel.handshake.rejected", Counter, 0),
             ("reverse_tunnel.handshake.timeout", Counter, 0),

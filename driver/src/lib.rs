@@ -10,6 +10,8 @@
 //! - Responder side: [`ResponderHandle`] accepts handshakes and claims a tunnel for each
 //!   [`connect`](ResponderHandle::connect).
 //! - [`relay()`]: copies both ways with independent half-close and an idle timeout.
+//! - [`auth_files`]: token files for the core's [`Policy`](revtun_core::policy::Policy) authorizer,
+//!   re-read in the background when they change ([`auth_files::watch_token_file`]).
 //!
 //! # Tasks and channels
 //! ```text
@@ -56,9 +58,13 @@
 //!   4 KiB at a time; a failed `accept` pauses the accept loop for 50 ms.
 //! - **Fairness**: the machine yields to the executor every 32 turns and alternates which channel it
 //!   polls first; the timer is checked before both.
+//! - **Handshake failures** are logged once per peer address per 10 s (the first one at once, with the
+//!   count suppressed since the previous line), from a table of at most 4096 addresses that forgets
+//!   the address logged longest ago; the core's `reverse_tunnel.handshake.*` counters count them all.
 //! - **Seeds**: without [`ListenerOptions::seed`] / [`ResponderOptions::seed`] a seed comes from the
 //!   standard library's per-process hash keys and the clock (jitter needs variety, not secrecy).
 
+pub mod auth_files;
 mod conn;
 mod error;
 mod hosts;

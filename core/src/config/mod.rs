@@ -44,13 +44,14 @@
 //!
 //! | where | fields |
 //! |---|---|
-//! | top level | `admin.address.socket_address`, `bootstrap_extensions`, `static_resources.{listeners, clusters}` |
+//! | top level | `admin.address.socket_address`, `bootstrap_extensions`, `static_resources.{listeners, clusters}`; revtun: `admin.source_allow` (CIDR strings) |
 //! | downstream extension | `stat_prefix`, `enable_detailed_stats` (accepted), `http_handshake.{request_path, additional_headers[].header.{key, value}, use_http_upgrade}`, `max_reconnect_backoff` (≥ 1 s); revtun: `http_handshake.{request_method, bearer_token_file}`, `idle_timeout`, `max_tunnels_per_host`, `handshake_timeout`, `offer_claim_marker` |
 //! | upstream extension | `stat_prefix`, `ping_failure_threshold` (≥ 1), `enable_detailed_stats` (accepted), `enable_tenant_isolation`, `max_connections_per_node`; revtun: `retry_after`, `claim_timeout`, `max_pending_handshakes`, `max_pending_handshakes_per_ip` |
 //! | listener | `name`, `address.socket_address.{address, port_value, protocol: TCP, resolver_name}` (`rc://` or an IP literal), `additional_addresses[].address.socket_address`, one `filter_chains[]` entry with `filters` and `transport_socket` (`DownstreamTlsContext`) |
 //! | `tcp_proxy` filter | `stat_prefix`, `cluster`, `idle_timeout` (default 1 h, `0s` = none) |
-//! | `reverse_tunnel` filter | `ping_interval` ([1 ms, 300 s]), `auto_close_connections` (false only), `request_path`, `request_method`, `validation.{node,cluster,tenant}_id_format` (constants), `required_cluster_name`, `use_http_upgrade`, `skip_rebalancing` and `enable_connection_limit` (accepted); revtun: `handshake_timeout`, `require_tenant`, `accept_claim_marker`, `bearer_token_file`, `allowed_{node,cluster,tenant}_ids`, `bind_node_id_to_certificate` |
+//! | `reverse_tunnel` filter | `ping_interval` ([1 ms, 300 s]), `auto_close_connections` (false only), `request_path`, `request_method`, `validation.{node,cluster,tenant}_id_format` (constants), `required_cluster_name`, `use_http_upgrade`, `skip_rebalancing` and `enable_connection_limit` (accepted); revtun: `handshake_timeout`, `require_tenant`, `accept_claim_marker`, `bearer_token_file`, `allowed_{node,cluster,tenant}_ids` (exact, `prefix*`, `*suffix`, `*`), `certificate_identity.{uri_san, dns_san}` (templates with `{node}`, `{cluster}`, `{tenant}`), `bind_node_id_to_certificate` (= both templates `{node}`) |
 //! | `connection_limit` filter | `stat_prefix`, `max_connections`, `delay` |
+//! | `rbac` filter (front doors only) | `stat_prefix`, `rules.action` (`ALLOW`), `rules.policies.<name>.permissions` (`[{any: true}]`), `rules.policies.<name>.principals[]` (`direct_remote_ip`, `remote_ip`, `source_ip`: `{address_prefix, prefix_len}`; or `any: true`), `enforcement_type` (accepted) |
 //! | cluster | `name`, `type` (STATIC, STRICT_DNS, LOGICAL_DNS), `connect_timeout`, `lb_policy`, `dns_lookup_family` (AUTO, V4_ONLY, V6_ONLY, ALL), `dns_refresh_rate`, `load_assignment.{cluster_name, endpoints[].lb_endpoints[].endpoint.address.socket_address}`, `transport_socket` (`UpstreamTlsContext`), `cluster_type` (`envoy.clusters.reverse_connection` with `host_id_format`, `tenant_id_format`, `cleanup_interval`) |
 //! | TLS contexts | `common_tls_context.{tls_certificates[].{certificate_chain, private_key}, validation_context.trusted_ca}` (each a `filename` or `inline_string`), `require_client_certificate` (downstream), `sni` (upstream) |
 //!
@@ -96,7 +97,7 @@ pub use names::*;
 pub use plan::{
     AuthPlan, Bootstrap, ClusterKind, ClusterPlan, ConnectionLimitPlan, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DNS_REFRESH_RATE, DEFAULT_TCP_PROXY_IDLE_TIMEOUT, DataSource, DnsLookupFamily,
-    DownstreamTlsPlan, Endpoint, FrontDoorPlan, HandshakeListenerPlan, InitiatorPlan,
+    DownstreamTlsPlan, Endpoint, FrontDoorPlan, HandshakeListenerPlan, InitiatorPlan, RbacPlan,
     RcListenerPlan, ResponderPlan, TcpProxyPlan, TlsCertificatePlan, UpstreamTlsPlan,
 };
 

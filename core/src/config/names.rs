@@ -24,6 +24,10 @@ pub const CONNECTION_LIMIT_FILTER: &str = "envoy.filters.network.connection_limi
 /// `@type` of the connection limit filter.
 pub const CONNECTION_LIMIT_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
+/// Name of the network RBAC filter (front doors: source-address allow-list).
+pub const RBAC_FILTER: &str = "envoy.filters.network.rbac";
+/// `@type` of the network RBAC filter.
+pub const RBAC_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC";
 
 /// Name of the TLS transport socket.
 pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";

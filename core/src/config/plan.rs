@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::address::RcAddress;
 use crate::initiator::InitiatorConfig;
+use crate::policy::{AllowList, CertificateIdentity, Policy, SharedTokens, SourceAllowList};
 use crate::responder::ResponderConfig;
 
 /// A whole bootstrap file: what to listen on, what to dial, and the state machines' configurations.
@@ -17,6 +18,8 @@ use crate::responder::ResponderConfig;
 pub struct Bootstrap {
     /// `admin.address.socket_address`: where the admin endpoint (`/stats`, `/ready`, …) listens.
     pub admin: Option<SocketAddr>,
+    /// revtun `admin.source_allow`: CIDR ranges allowed to reach the admin endpoint; `None` = all.
+    pub admin_source_allow: Option<SourceAllowList>,
     /// The initiator side: present when the file has `rc://` listeners.
     pub initiator: Option<InitiatorPlan>,
     /// The responder side: present when the file has listeners with the
@@ -90,22 +93,47 @@ pub struct HandshakeListenerPlan {
 }
 
 /// The responder's authentication and authorization settings, from the `reverse_tunnel` filter. Empty
-/// lists allow every value.
+/// lists allow every value. [`policy`](Self::policy) turns it into the core's
+/// [`Policy`](crate::policy::Policy) once the token file has been read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthPlan {
-    /// revtun `bearer_token_file`: a file with the token initiators must send as
-    /// `authorization: Bearer <token>` (401 otherwise). The program reads it.
+    /// revtun `bearer_token_file`: a file of tokens (one per line, `#` comments) initiators must send one
+    /// of as `authorization: Bearer <token>` (401 otherwise). The driver reads it and re-reads it when it
+    /// changes.
     pub bearer_token_file: Option<String>,
-    /// Node ids allowed to register (403 otherwise): Envoy's `validation.node_id_format` (a constant) or
-    /// revtun `allowed_node_ids`.
+    /// Node id patterns allowed to register (403 otherwise): Envoy's `validation.node_id_format` (a
+    /// constant) or revtun `allowed_node_ids` (exact, `prefix*`, `*suffix`, `*`; checked when read).
     pub allowed_node_ids: Vec<String>,
-    /// Cluster ids allowed: `validation.cluster_id_format` or revtun `allowed_cluster_ids`.
+    /// Cluster id patterns allowed: `validation.cluster_id_format` or revtun `allowed_cluster_ids`.
     pub allowed_cluster_ids: Vec<String>,
-    /// Tenant ids allowed: `validation.tenant_id_format` or revtun `allowed_tenant_ids`.
+    /// Tenant id patterns allowed: `validation.tenant_id_format` or revtun `allowed_tenant_ids`.
     pub allowed_tenant_ids: Vec<String>,
-    /// revtun `bind_node_id_to_certificate`: the node id must equal a URI or DNS SAN of the verified client
-    /// certificate (403 otherwise). Every handshake listener then requires client certificates.
-    pub bind_node_id_to_certificate: bool,
+    /// revtun `certificate_identity` (or `bind_node_id_to_certificate: true`, which means a URI or DNS
+    /// SAN equal to the node id): the SANs the verified client certificate must have for the handshake's
+    /// ids (no certificate → 401, no match → 403). The handshake listeners then require client
+    /// certificates.
+    pub certificate_identity: Option<CertificateIdentity>,
+}
+
+impl AuthPlan {
+    /// The core's [`Policy`] for this plan, with `tokens` (the token file's set, read by the caller) when
+    /// [`bearer_token_file`](Self::bearer_token_file) is set. Patterns were checked when the file was
+    /// read; an invalid one (a hand-built plan) is an error naming the list.
+    ///
+    /// # Errors
+    /// The list and the invalid pattern.
+    pub fn policy(&self, tokens: Option<SharedTokens>) -> Result<Policy, String> {
+        let list = |name: &str, ids: &[String]| {
+            AllowList::parse(ids).map_err(|(i, e)| format!("{name}[{i}]: {e}"))
+        };
+        Ok(Policy {
+            tokens,
+            certificate: self.certificate_identity.clone(),
+            nodes: list("allowed_node_ids", &self.allowed_node_ids)?,
+            clusters: list("allowed_cluster_ids", &self.allowed_cluster_ids)?,
+            tenants: list("allowed_tenant_ids", &self.allowed_tenant_ids)?,
+        })
+    }
 }
 
 /// A TCP listener in front of a reverse-connection cluster: each client connection claims a tunnel for
@@ -129,6 +157,9 @@ pub struct FrontDoorPlan {
     pub connection_limit: Option<ConnectionLimitPlan>,
     /// TLS between clients and this listener: the filter chain's `DownstreamTlsContext`.
     pub listener_tls: Option<DownstreamTlsPlan>,
+    /// The `envoy.filters.network.rbac` filter: only clients from its source ranges may claim a tunnel;
+    /// others are closed at once. `None` = every client.
+    pub rbac: Option<RbacPlan>,
     /// Data-leg TLS: the reverse-connection cluster's `UpstreamTlsContext`. Inside a claimed tunnel the
     /// responder is the TLS client.
     pub data_tls: Option<UpstreamTlsPlan>,
@@ -136,6 +167,19 @@ pub struct FrontDoorPlan {
 
 /// Default `tcp_proxy` `idle_timeout` (Envoy's): one hour.
 pub const DEFAULT_TCP_PROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// An `envoy.filters.network.rbac` filter in the one shape revtun runs: `rules.action: ALLOW`, policies
+/// whose `permissions` are `[{any: true}]` and whose `principals` are source ranges
+/// (`direct_remote_ip`, `remote_ip`, `source_ip`: the same address here, as revtun reads no PROXY
+/// protocol) or `{any: true}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RbacPlan {
+    /// `stat_prefix` (required, as in Envoy): the program counts `<stat_prefix>.rbac.allowed` and
+    /// `<stat_prefix>.rbac.denied`.
+    pub stat_prefix: String,
+    /// Every principal's range, across all policies: a client in any of them is allowed.
+    pub sources: SourceAllowList,
+}
 
 /// An `envoy.filters.network.tcp_proxy` filter.
 #[derive(Clone, Debug, PartialEq, Eq)]

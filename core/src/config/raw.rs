@@ -6,15 +6,20 @@ use std::time::Duration;
 
 use crate::address::RcAddress;
 use crate::initiator::InitiatorConfig;
+use crate::policy::SourceAllowList;
 use crate::responder::ResponderConfig;
 
-use super::plan::{AuthPlan, ClusterPlan, ConnectionLimitPlan, DownstreamTlsPlan, TcpProxyPlan};
+use super::plan::{
+    AuthPlan, ClusterPlan, ConnectionLimitPlan, DownstreamTlsPlan, RbacPlan, TcpProxyPlan,
+};
 use super::yaml::Path;
 
 /// The whole file, read.
 #[derive(Debug, Default)]
 pub(crate) struct RawBootstrap {
     pub(crate) admin: Option<(Path, SocketAddr)>,
+    /// revtun `admin.source_allow`.
+    pub(crate) admin_source_allow: Option<SourceAllowList>,
     /// The downstream extension is configured (`downstream` is `None` if it has errors).
     pub(crate) has_downstream: bool,
     pub(crate) downstream: Option<DownstreamExt>,
@@ -81,6 +86,8 @@ pub(crate) enum ListenAddress {
 pub(crate) struct RawChain {
     pub(crate) tls: Option<(Path, DownstreamTlsPlan)>,
     pub(crate) connection_limit: Option<ConnectionLimitPlan>,
+    /// The `rbac` filter and its path (the list element).
+    pub(crate) rbac: Option<(Path, RbacPlan)>,
     pub(crate) terminal: Option<Terminal>,
     /// The chain has a `reverse_tunnel` filter, valid or not.
     pub(crate) has_reverse_tunnel: bool,
@@ -92,7 +99,7 @@ pub(crate) enum Terminal {
     /// `envoy.filters.network.tcp_proxy`; the path is its `typed_config`.
     TcpProxy(Path, TcpProxyPlan),
     /// `envoy.filters.network.reverse_tunnel`.
-    ReverseTunnel(RawReverseTunnel),
+    ReverseTunnel(Box<RawReverseTunnel>),
 }
 
 /// A `reverse_tunnel` filter.
@@ -117,6 +124,9 @@ pub(crate) struct FilterSettings {
     pub(crate) require_tenant: bool,
     pub(crate) accept_claim_marker: bool,
     pub(crate) auth: AuthPlan,
+    /// The field that turned identity binding on (`certificate_identity` or
+    /// `bind_node_id_to_certificate`), for the error when the listener has no client certificates.
+    pub(crate) certificate_key: Option<&'static str>,
 }
 
 impl FilterSettings {

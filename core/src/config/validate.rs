@@ -19,7 +19,7 @@ use crate::address::RcAddress;
 use crate::initiator::InitiatorConfig;
 
 use super::error_paths::initiator_error_path;
-use super::names::{DOWNSTREAM_EXTENSION, REVERSE_TUNNEL_FILTER, UPSTREAM_EXTENSION};
+use super::names::{DOWNSTREAM_EXTENSION, RBAC_FILTER, REVERSE_TUNNEL_FILTER, UPSTREAM_EXTENSION};
 use super::plan::{
     Bootstrap, ClusterKind, ClusterPlan, FrontDoorPlan, HandshakeListenerPlan, InitiatorPlan,
     RcListenerPlan, ResponderPlan, TcpProxyPlan,
@@ -54,6 +54,7 @@ pub(crate) fn build(raw: &RawBootstrap, cx: &mut Cx) -> Bootstrap {
 
     let mut out = Bootstrap {
         admin: raw.admin.as_ref().map(|(_, addr)| *addr),
+        admin_source_allow: raw.admin_source_allow.clone(),
         ..Bootstrap::default()
     };
     let mut rc_listeners = Vec::new();
@@ -71,6 +72,15 @@ pub(crate) fn build(raw: &RawBootstrap, cx: &mut Cx) -> Bootstrap {
         let Some(terminal) = &chain.terminal else {
             continue;
         };
+        let front_door = !main.is_rc && matches!(terminal, Terminal::TcpProxy(..));
+        if let (Some((path, _)), false) = (&chain.rbac, front_door) {
+            cx.error(
+                path,
+                format!(
+                    "{RBAC_FILTER} is supported on front-door listeners only (a socket listener whose tcp_proxy names a reverse-connection cluster)"
+                ),
+            );
+        }
         if main.is_rc {
             if !raw.has_downstream {
                 cx.error(
@@ -122,11 +132,10 @@ pub(crate) fn build(raw: &RawBootstrap, cx: &mut Cx) -> Bootstrap {
                     );
                 }
                 let tls = chain.tls.as_ref().map(|(_, plan)| plan.clone());
-                if filter.settings.auth.bind_node_id_to_certificate
-                    && !tls.as_ref().is_some_and(|t| t.require_client_certificate)
-                {
+                let client_certs = tls.as_ref().is_some_and(|t| t.require_client_certificate);
+                if let (Some(key), false) = (filter.settings.certificate_key, client_certs) {
                     cx.error(
-                        &filter.typed_path.key("bind_node_id_to_certificate"),
+                        &filter.typed_path.key(key),
                         "needs client certificates: add a transport_socket with require_client_certificate: true to this listener's filter chain",
                     );
                 }
@@ -178,6 +187,7 @@ pub(crate) fn build(raw: &RawBootstrap, cx: &mut Cx) -> Bootstrap {
                     connection_limit: chain.connection_limit.clone(),
                     listener_tls: chain.tls.as_ref().map(|(_, plan)| plan.clone()),
                     data_tls: plan.tls.clone(),
+                    rbac: chain.rbac.as_ref().map(|(_, plan)| plan.clone()),
                 });
             }
         }

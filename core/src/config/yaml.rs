@@ -319,6 +319,37 @@ impl<'a> Map<'a> {
         node
     }
 
+    /// Every entry, in file order, all taken: for mappings keyed by names the file chooses (RBAC
+    /// policies). Null values are skipped.
+    pub(crate) fn take_all(&mut self) -> Vec<(&'a str, Node<'a>)> {
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (key, value) in &self.entries {
+            self.taken.insert(*key);
+            if !value.is_null() {
+                out.push((
+                    *key,
+                    Node {
+                        value,
+                        path: self.path.key(key),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// Like [`finish`](Self::finish), but each key not taken is reported with `message`.
+    pub(crate) fn finish_with(&mut self, cx: &mut Cx, message: &str) -> bool {
+        let mut ok = true;
+        for (key, _) in &self.entries {
+            if !self.taken.contains(key) {
+                ok = false;
+                cx.error(&self.path.key(key), message);
+            }
+        }
+        ok
+    }
+
     /// True if `key` is present (even if null), without taking it.
     pub(crate) fn has(&self, key: &str) -> bool {
         self.entries.iter().any(|(k, _)| *k == key)

@@ -73,7 +73,13 @@ impl Responder {
 
     fn evict(&mut self, conn: ConnId) {
         tracing::debug!(%conn, "pending-handshake cap: dropping the oldest handshake");
-        self.drop_handshake(conn, RejectReason::PendingCapEvicted, None, None, true);
+        self.drop_handshake(
+            conn,
+            RejectReason::PendingCapEvicted,
+            None,
+            Some("pending_evicted"),
+            true,
+        );
     }
 
     /// Ends a handshake: queues `response` (if any), counts `counter` (if any), orders the close (if

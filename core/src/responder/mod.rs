@@ -78,7 +78,10 @@
 //!   (the response is queued in the same call, so nothing else can arrive before it).
 //! - **Pending caps.** A new connection at the per-IP cap closes that address's oldest pending handshake;
 //!   then, at the total cap, the oldest pending handshake of all ([`RejectReason::PendingCapEvicted`],
-//!   no counter: DESIGN.md names none).
+//!   counted as revtun's `reverse_tunnel.handshake.pending_evicted`; DESIGN.md names no counter). A
+//!   handshake the peer closes before its request is complete is counted as revtun's
+//!   `reverse_tunnel.handshake.peer_closed`, so every accepted connection ends in exactly one counter
+//!   (or `Shutdown`, or a 404, which has none).
 //! - **Keepalive.** One [`ResponderKeepalive`](crate::keepalive::ResponderKeepalive) per idle tunnel, on
 //!   its own `ChaCha8Rng` seeded with 32 bytes drawn from the machine's RNG at registration.
 //! - **Claims.** [`claim`](Responder::claim) tries the id as a cluster (its nodes round-robin from the one
@@ -271,6 +274,7 @@ impl Responder {
             None => tracing::trace!(%conn, "handle_closed: unknown connection ignored"),
             Some(ConnState::Handshaking) => {
                 self.set_state(conn, |_| (None, ()));
+                self.counters.handshake("peer_closed");
                 self.out.events.push_back(ResponderEvent::Rejected {
                     conn,
                     reason: RejectReason::PeerClosed,

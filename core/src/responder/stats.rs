@@ -2,7 +2,7 @@
 //!
 //! | name | kind | meaning |
 //! |---|---|---|
-//! | `reverse_tunnel.handshake.<c>` | counter | per check-table row: `accepted`, `parse_error`, `body_rejected`, `auth_failed`, `rejected`, `validation_failed`, `registration_failed`, plus `timeout` and `tls_failed` (tunnel TLS handshake failed); always listed |
+//! | `reverse_tunnel.handshake.<c>` | counter | per check-table row: `accepted`, `parse_error`, `body_rejected`, `auth_failed`, `rejected`, `validation_failed`, `registration_failed`, plus `timeout`, `tls_failed` (tunnel TLS handshake failed) and revtun's `pending_evicted` (dropped as the oldest pending handshake at a pending cap) and `peer_closed` (the peer closed before its request was complete); always listed
 //! | `<prefix>.nodes.<node>` | gauge | live tunnels (idle + claiming + in use) of the node; without isolation |
 //! | `<prefix>.clusters.<cluster>` | gauge | live tunnels registered with the cluster; without isolation |
 //! | `<prefix>.tenants.<t>.nodes.<node>` | gauge | the same per tenant, under isolation (instead of the two above) |
@@ -24,11 +24,13 @@ use crate::stats::{StatKind, StatsSnapshot};
 pub const HANDSHAKE_PREFIX: &str = "reverse_tunnel.handshake";
 
 /// The handshake counter suffixes, sorted.
-pub const HANDSHAKE_COUNTERS: [&str; 9] = [
+pub const HANDSHAKE_COUNTERS: [&str; 11] = [
     "accepted",
     "auth_failed",
     "body_rejected",
     "parse_error",
+    "peer_closed",
+    "pending_evicted",
     "registration_failed",
     "rejected",
     "timeout",

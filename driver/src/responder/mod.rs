@@ -2,6 +2,7 @@
 //! keeps their idle tunnels, and claims one for each [`connect`](ResponderHandle::connect).
 
 mod accept;
+mod reject_log;
 mod side;
 
 use std::net::SocketAddr;

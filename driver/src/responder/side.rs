@@ -1,10 +1,14 @@
 //! The responder's [`Side`]: the core [`Responder`] plus the claims the users wait on.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use async_channel::Sender;
-use revtun_core::responder::{ClaimId, NodeSummary, Responder, ResponderEvent};
+use revtun_core::command::ConnId;
+use revtun_core::responder::{ClaimId, NodeSummary, RejectReason, Responder, ResponderEvent};
+
+use super::reject_log::RejectLog;
 
 use crate::conn::Start;
 use crate::error::ClaimError;
@@ -39,6 +43,11 @@ pub(crate) struct ResponderSide {
     /// Request number → claim, for cancellation.
     pub requests: BTreeMap<u64, ClaimId>,
     pub stopping: bool,
+    /// Source address of each connection still handshaking (bounded by the core's pending caps), for
+    /// the failure log.
+    pub handshaking: BTreeMap<ConnId, IpAddr>,
+    /// Handshake failures, logged once per address per interval.
+    pub reject_log: RejectLog,
 }
 
 impl ResponderSide {
@@ -48,6 +57,8 @@ impl ResponderSide {
             claims: BTreeMap::new(),
             requests: BTreeMap::new(),
             stopping: false,
+            handshaking: BTreeMap::new(),
+            reject_log: RejectLog::default(),
         }
     }
 
@@ -105,6 +116,17 @@ impl Side for ResponderSide {
                         let _ = reply.try_send(Err(error));
                     }
                 }
+                ResponderEvent::Registered { conn, .. } => {
+                    self.handshaking.remove(&conn);
+                    tracing::debug!(%conn, "tunnel registered");
+                }
+                ResponderEvent::Rejected { conn, reason } => {
+                    let peer = self.handshaking.remove(&conn);
+                    tracing::debug!(%conn, ?peer, %reason, "handshake ended without a tunnel");
+                    if let (Some(peer), false) = (peer, reason == RejectReason::Shutdown) {
+                        self.reject_log.report(peer, &reason, ctx.runtime().now());
+                    }
+                }
                 other => tracing::debug!(event = ?other, "responder event"),
             }
         }
@@ -117,6 +139,7 @@ impl Side for ResponderSide {
                     Some(_) => self.core.handle_accepted_tls(peer, now),
                     None => self.core.handle_accepted(peer, None, now),
                 };
+                self.handshaking.insert(conn, peer.ip());
                 tracing::trace!(%conn, %peer, tls = tls.is_some(), "accepted");
                 ctx.open(conn, Start::Accepted { stream, tls });
             }

@@ -7,10 +7,13 @@
 //! (`tests/tests/scenarios_{tokio,smol,async_std,cross}.rs`). Helpers here use only the driver, the
 //! futures-io traits and the [`Runtime`] given, so nothing in a scenario names a runtime.
 
+pub mod admission;
 pub mod claim_marker;
 pub mod claim_timeout;
 pub mod envoy_mode;
+pub mod flood;
 pub mod host_resolution;
+pub mod hostile;
 pub mod keepalive_wire;
 pub mod listener_drop;
 pub mod raw_peers;
@@ -73,6 +76,15 @@ macro_rules! all_scenarios {
             tls::stalled_tls_handshakes_close_at_the_handshake_timeout,
             tls_reload::rewritten_certificates_apply_to_new_tunnels_only,
             tls_data_leg::data_leg_tls_inside_tunnel_tls,
+            hostile::slowloris_is_closed_at_the_handshake_timeout,
+            hostile::head_over_the_limit_is_closed,
+            hostile::per_ip_cap_keeps_a_flooding_address_from_locking_out_initiators,
+            hostile::total_cap_evicts_the_oldest_pending_handshake,
+            admission::bearer_token_mismatch_is_401,
+            admission::allow_list_patterns_answer_403,
+            admission::per_node_cap_answers_429_with_retry_after,
+            admission::tenant_isolation_keeps_tenants_apart,
+            admission::token_file_rotation_takes_effect_and_keeps_tunnels,
         );
     };
 }

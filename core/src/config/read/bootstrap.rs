@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use crate::policy::{CidrRange, SourceAllowList};
+
 use super::super::raw::RawBootstrap;
 use super::super::yaml::{Cx, Node, Path};
 use super::{cluster, extensions, listener, socket};
@@ -22,7 +24,10 @@ pub(crate) fn read_bootstrap(root: &Node<'_>, cx: &mut Cx) -> RawBootstrap {
     top.finish(cx);
 
     if let Some(admin) = admin {
-        raw.admin = read_admin(&admin, cx);
+        if let Some((address, allow)) = read_admin(&admin, cx) {
+            raw.admin = address;
+            raw.admin_source_allow = allow;
+        }
     }
     if let Some(extensions) = extensions {
         let extensions = extensions::read_extensions(&extensions, cx);
@@ -60,13 +65,51 @@ pub(crate) fn read_bootstrap(root: &Node<'_>, cx: &mut Cx) -> RawBootstrap {
     raw
 }
 
-/// `admin`: only `address.socket_address` (an IP literal and a port).
-fn read_admin(node: &Node<'_>, cx: &mut Cx) -> Option<(Path, SocketAddr)> {
+/// The admin endpoint as read: its address (with the path of its `socket_address`) and its source
+/// allow-list.
+type Admin = (Option<(Path, SocketAddr)>, Option<SourceAllowList>);
+
+/// `admin`: `address.socket_address` (an IP literal and a port) and revtun's `source_allow` (CIDR
+/// strings such as `127.0.0.0/8`; a client from elsewhere is closed at once).
+fn read_admin(node: &Node<'_>, cx: &mut Cx) -> Option<Admin> {
     let mut map = node.map(cx)?;
     let address = map.require(cx, "address");
+    let allow = map.take("source_allow");
     map.finish(cx);
-    let address = address?;
-    let path = address.path.key("socket_address");
-    let addr = socket::bind_address(&address, cx)?;
-    Some((path, addr))
+    let allow = allow.and_then(|n| cidr_list(&n, cx));
+    let address = address.and_then(|address| {
+        let path = address.path.key("socket_address");
+        let addr = socket::bind_address(&address, cx)?;
+        Some((path, addr))
+    });
+    Some((address, allow))
+}
+
+/// A list of CIDR strings (`addr/len`; a bare address is the host alone). An empty list is an error (it
+/// would refuse everyone).
+pub(super) fn cidr_list(node: &Node<'_>, cx: &mut Cx) -> Option<SourceAllowList> {
+    let items = node.seq(cx)?;
+    if items.is_empty() {
+        cx.error(
+            &node.path,
+            "must not be empty (it would refuse every client)",
+        );
+        return None;
+    }
+    let mut ranges = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in &items {
+        let Some(text) = item.string(cx) else {
+            ok = false;
+            continue;
+        };
+        match CidrRange::parse(&text) {
+            Ok(range) => ranges.push(range),
+            Err(e) => {
+                cx.error(&item.path, e);
+                ok = false;
+            }
+        }
+    }
+    ok.then(|| SourceAllowList::new(ranges))
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::handshake::{DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH};
 use crate::keepalive::KeepaliveConfig;
+use crate::policy::{CertificateIdentity, IdPattern, SanTemplate};
 use crate::responder::{DEFAULT_HANDSHAKE_TIMEOUT, ResponderConfig};
 
 use super::super::plan::{
@@ -12,7 +13,7 @@ use super::super::plan::{
 use super::super::raw::FilterSettings;
 use super::super::yaml::{Cx, Map, Node};
 use super::extensions::report_responder_error;
-use super::{constant_format, non_empty_string, required_string, set, string_list};
+use super::{constant_format, non_empty_string, required_string, set};
 
 /// `TcpProxy`: `stat_prefix`, `cluster`, `idle_timeout` (default 1 h; `0s` disables it).
 pub(super) fn read_tcp_proxy(map: &mut Map<'_>, cx: &mut Cx) -> Option<TcpProxyPlan> {
@@ -93,6 +94,7 @@ pub(super) fn read_reverse_tunnel(map: &mut Map<'_>, cx: &mut Cx) -> Option<Filt
         require_tenant: false,
         accept_claim_marker: true,
         auth: AuthPlan::default(),
+        certificate_key: None,
     };
     let mut ok = true;
     if let Some(n) = map.take("ping_interval") {
@@ -157,7 +159,7 @@ pub(super) fn read_reverse_tunnel(map: &mut Map<'_>, cx: &mut Cx) -> Option<Filt
         Node::bool,
         &mut s.accept_claim_marker,
     );
-    ok &= read_auth(map, cx, &mut s.auth);
+    ok &= read_auth(map, cx, &mut s);
     ok &= map.finish(cx);
     // Check the handshake settings now, so that they are reported even without an upstream extension.
     let probe = s.apply(&ResponderConfig::default());
@@ -170,7 +172,8 @@ pub(super) fn read_reverse_tunnel(map: &mut Map<'_>, cx: &mut Cx) -> Option<Filt
 
 /// Envoy's `validation` (constant `*_id_format`s) and revtun's allow-lists, token file and certificate
 /// binding.
-fn read_auth(map: &mut Map<'_>, cx: &mut Cx, auth: &mut AuthPlan) -> bool {
+fn read_auth(map: &mut Map<'_>, cx: &mut Cx, settings: &mut FilterSettings) -> bool {
+    let auth = &mut settings.auth;
     let mut ok = true;
     let mut formats: [Option<String>; 3] = [None, None, None];
     if let Some(n) = map.take("validation") {
@@ -222,7 +225,7 @@ fn read_auth(map: &mut Map<'_>, cx: &mut Cx, auth: &mut AuthPlan) -> bool {
                 );
                 ok = false;
             }
-            (Some(n), None) => match string_list(&n, cx) {
+            (Some(n), None) => match pattern_list(&n, cx) {
                 Some(ids) => *slot = ids,
                 None => ok = false,
             },
@@ -240,12 +243,81 @@ fn read_auth(map: &mut Map<'_>, cx: &mut Cx, auth: &mut AuthPlan) -> bool {
             None => ok = false,
         }
     }
-    ok &= set(
-        map,
-        cx,
-        "bind_node_id_to_certificate",
-        Node::bool,
-        &mut auth.bind_node_id_to_certificate,
-    );
+    let mut bind_flag = false;
+    let flag_node = map.take("bind_node_id_to_certificate");
+    if let Some(n) = &flag_node {
+        match n.bool(cx) {
+            Some(b) => bind_flag = b,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = map.take("certificate_identity") {
+        if bind_flag {
+            cx.error(
+                &n.path,
+                "set either bind_node_id_to_certificate or certificate_identity, not both",
+            );
+            ok = false;
+        } else {
+            match read_certificate_identity(&n, cx) {
+                Some(binding) => auth.certificate_identity = Some(binding),
+                None => ok = false,
+            }
+            settings.certificate_key = Some("certificate_identity");
+        }
+    } else if bind_flag {
+        auth.certificate_identity = Some(CertificateIdentity::node_id_equals_san());
+        settings.certificate_key = Some("bind_node_id_to_certificate");
+    }
     ok
+}
+
+/// An allow-list: strings, each an exact id, `prefix*`, `*suffix` or `*`.
+fn pattern_list(node: &Node<'_>, cx: &mut Cx) -> Option<Vec<String>> {
+    let items = node.seq(cx)?;
+    let mut ok = true;
+    let mut out = Vec::with_capacity(items.len());
+    for item in &items {
+        let Some(s) = item.string(cx) else {
+            ok = false;
+            continue;
+        };
+        if let Err(e) = IdPattern::parse(&s) {
+            cx.error(&item.path, e);
+            ok = false;
+        }
+        out.push(s);
+    }
+    ok.then_some(out)
+}
+
+/// revtun `certificate_identity: { uri_san, dns_san }`: templates with `{node}` (required), `{cluster}`,
+/// `{tenant}`; at least one of the two.
+fn read_certificate_identity(node: &Node<'_>, cx: &mut Cx) -> Option<CertificateIdentity> {
+    let mut map = node.map(cx)?;
+    let mut ok = true;
+    let mut template = |map: &mut Map<'_>, cx: &mut Cx, key: &'static str| {
+        let n = map.take(key)?;
+        let text = n.string(cx);
+        match text.map(|t| SanTemplate::parse(&t)) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                cx.error(&n.path, e);
+                ok = false;
+                None
+            }
+            None => {
+                ok = false;
+                None
+            }
+        }
+    };
+    let uri_san = template(&mut map, cx, "uri_san");
+    let dns_san = template(&mut map, cx, "dns_san");
+    ok &= map.finish(cx);
+    if ok && uri_san.is_none() && dns_san.is_none() {
+        cx.error(&node.path, "set uri_san, dns_san or both");
+        return None;
+    }
+    ok.then_some(CertificateIdentity { uri_san, dns_san })
 }

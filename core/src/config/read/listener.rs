@@ -2,12 +2,12 @@
 //! optional `transport_socket`.
 
 use super::super::names::{
-    CONNECTION_LIMIT_FILTER, CONNECTION_LIMIT_TYPE, REVERSE_TUNNEL_FILTER, REVERSE_TUNNEL_TYPE,
-    TCP_PROXY_FILTER, TCP_PROXY_TYPE, message_name,
+    CONNECTION_LIMIT_FILTER, CONNECTION_LIMIT_TYPE, RBAC_FILTER, RBAC_TYPE, REVERSE_TUNNEL_FILTER,
+    REVERSE_TUNNEL_TYPE, TCP_PROXY_FILTER, TCP_PROXY_TYPE, message_name,
 };
 use super::super::raw::{RawChain, RawListener, RawReverseTunnel, Terminal};
 use super::super::yaml::{Cx, Node, Path};
-use super::{filters, required_string, socket, tls, typed_config};
+use super::{filters, rbac, required_string, socket, tls, typed_config};
 
 /// Reads one listener. `None` only if it is not a mapping.
 pub(super) fn read_listener(node: &Node<'_>, cx: &mut Cx) -> Option<RawListener> {
@@ -63,8 +63,9 @@ fn read_chains(node: &Node<'_>, cx: &mut Cx) -> Option<RawChain> {
     }
 }
 
-/// One filter chain: `filters` ([`connection_limit`] first if present, then exactly one terminal
-/// filter, `tcp_proxy` or `reverse_tunnel`), an optional `transport_socket` and an optional `name`.
+/// One filter chain: `filters` (`rbac` and `connection_limit`, each at most once, before exactly one
+/// terminal filter, `tcp_proxy` or `reverse_tunnel`), an optional `transport_socket` and an optional
+/// `name`.
 fn read_chain(node: &Node<'_>, cx: &mut Cx) -> Option<RawChain> {
     let mut map = node.map(cx)?;
     if let Some(name) = map.take("name") {
@@ -81,6 +82,7 @@ fn read_chain(node: &Node<'_>, cx: &mut Cx) -> Option<RawChain> {
     let mut chain = RawChain {
         tls,
         connection_limit: None,
+        rbac: None,
         terminal: None,
         has_reverse_tunnel: false,
     };
@@ -107,6 +109,18 @@ fn read_chain(node: &Node<'_>, cx: &mut Cx) -> Option<RawChain> {
                     );
                 } else {
                     chain.connection_limit = Some(plan);
+                }
+            }
+            Some(Filter::Rbac(plan)) => {
+                if let Some(t) = &terminal_seen {
+                    cx.error(
+                        &filter.path,
+                        format!("{RBAC_FILTER} must come before the terminal filter at {t}"),
+                    );
+                } else if chain.rbac.is_some() {
+                    cx.error(&filter.path, format!("{RBAC_FILTER} may appear only once"));
+                } else {
+                    chain.rbac = Some((filter.path.clone(), plan));
                 }
             }
             Some(Filter::Terminal(terminal)) => {
@@ -147,6 +161,7 @@ fn read_chain(node: &Node<'_>, cx: &mut Cx) -> Option<RawChain> {
 /// A filter as read.
 enum Filter {
     ConnectionLimit(super::super::plan::ConnectionLimitPlan),
+    Rbac(super::super::plan::RbacPlan),
     Terminal(Box<Terminal>),
     /// A filter with errors (already recorded): whether it was a terminal filter, and whether it was
     /// the `reverse_tunnel` filter.
@@ -175,13 +190,13 @@ fn read_filter(node: &Node<'_>, cx: &mut Cx) -> Option<Filter> {
         }
     } else if typed.message == message_name(REVERSE_TUNNEL_TYPE) {
         match filters::read_reverse_tunnel(&mut typed.map, cx) {
-            Some(settings) => {
-                Filter::Terminal(Box::new(Terminal::ReverseTunnel(RawReverseTunnel {
+            Some(settings) => Filter::Terminal(Box::new(Terminal::ReverseTunnel(Box::new(
+                RawReverseTunnel {
                     path: node.path.clone(),
                     typed_path,
                     settings,
-                })))
-            }
+                },
+            )))),
             None => Filter::Invalid {
                 terminal: true,
                 reverse_tunnel: true,
@@ -195,11 +210,19 @@ fn read_filter(node: &Node<'_>, cx: &mut Cx) -> Option<Filter> {
                 reverse_tunnel: false,
             },
         }
+    } else if typed.message == message_name(RBAC_TYPE) {
+        match rbac::read_rbac(&mut typed.map, cx) {
+            Some(plan) => Filter::Rbac(plan),
+            None => Filter::Invalid {
+                terminal: false,
+                reverse_tunnel: false,
+            },
+        }
     } else {
         cx.error(
             &typed.type_path,
             format!(
-                "unsupported filter type {:?}; supported: {TCP_PROXY_FILTER} ({TCP_PROXY_TYPE}), {REVERSE_TUNNEL_FILTER} ({REVERSE_TUNNEL_TYPE}), {CONNECTION_LIMIT_FILTER} ({CONNECTION_LIMIT_TYPE})",
+                "unsupported filter type {:?}; supported: {TCP_PROXY_FILTER} ({TCP_PROXY_TYPE}), {REVERSE_TUNNEL_FILTER} ({REVERSE_TUNNEL_TYPE}), {CONNECTION_LIMIT_FILTER} ({CONNECTION_LIMIT_TYPE}), {RBAC_FILTER} ({RBAC_TYPE})",
                 typed.message
             ),
         );

@@ -7,6 +7,7 @@ mod cluster;
 mod extensions;
 mod filters;
 mod listener;
+mod rbac;
 mod socket;
 mod tls;
 
@@ -68,13 +69,6 @@ pub(crate) fn required_string(map: &mut Map<'_>, cx: &mut Cx, key: &'static str)
         return None;
     }
     Some(value)
-}
-
-/// A list of strings.
-pub(crate) fn string_list(node: &Node<'_>, cx: &mut Cx) -> Option<Vec<String>> {
-    let items = node.seq(cx)?;
-    let strings: Vec<Option<String>> = items.iter().map(|item| item.string(cx)).collect();
-    strings.into_iter().collect()
 }
 
 /// A constant format string (Envoy's `*_format` fields): command operators (`%…%`) need request

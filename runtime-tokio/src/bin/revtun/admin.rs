@@ -16,6 +16,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use revtun_core::policy::SourceAllowList;
 use revtun_core::responder::NodeSummary;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
@@ -28,14 +29,20 @@ use crate::stats::App;
 const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 /// Serves the admin endpoint on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
+pub async fn serve(listener: TcpListener, app: Arc<App>, allow: Option<SourceAllowList>) {
     let permits = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok((stream, peer)) => {
+                if allow.as_ref().is_some_and(|a| !a.allows(peer.ip())) {
+                    tracing::debug!(%peer, "admin: source not allowed (admin.source_allow); closed");
+                    continue;
+                }
+                stream
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;

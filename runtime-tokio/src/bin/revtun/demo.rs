@@ -93,6 +93,7 @@ pub async fn run() -> anyhow::Result<()> {
         relayed: relayed.clone(),
         listener_tls: None,
         data_tls: None,
+        rbac: None,
     };
     let door_listener = TcpListener::bind("127.0.0.1:0").await?;
     let door_addr = door_listener.local_addr()?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use revtun_core::config::FrontDoorPlan;
+use revtun_core::policy::SourceAllowList;
 use revtun_tokio::tls::{ServerName, TlsClientSource, TlsServerSource};
 use revtun_tokio::{ClaimError, Responder, TunnelStream, configure_socket};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -20,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::counted::Counted;
-use crate::stats::{Direction, Relayed};
+use crate::stats::{App, Direction, Rbac, Relayed};
 use crate::tls;
 
 /// What every client of one front door needs.
@@ -42,18 +43,20 @@ pub struct FrontDoor {
     pub listener_tls: Option<TlsServerSource>,
     /// Data-leg TLS inside the claimed tunnel (the cluster's `transport_socket`) and the server name.
     pub data_tls: Option<(TlsClientSource, ServerName<'static>)>,
+    /// The `rbac` filter: the source ranges allowed and their counters.
+    pub rbac: Option<(SourceAllowList, Arc<Rbac>)>,
 }
 
 impl FrontDoor {
-    /// The front door of `plan` on `responder`.
+    /// The front door of `plan` on `responder`; its counters are registered with `app`.
     ///
     /// # Errors
     /// A TLS context cannot be loaded, or data-leg TLS has no `sni` and the claimed id is not a DNS name.
-    pub fn new(
-        plan: &FrontDoorPlan,
-        responder: Responder,
-        relayed: Arc<Relayed>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(plan: &FrontDoorPlan, responder: Responder, app: &App) -> anyhow::Result<Self> {
+        let rbac = plan
+            .rbac
+            .as_ref()
+            .map(|r| (r.sources.clone(), app.add_rbac(&r.stat_prefix)));
         let listener_tls = plan
             .listener_tls
             .as_ref()
@@ -96,7 +99,8 @@ impl FrontDoor {
             idle_timeout: plan.tcp_proxy.idle_timeout,
             limit,
             responder,
-            relayed,
+            relayed: app.relayed.clone(),
+            rbac,
             listener_tls,
             data_tls,
         })
@@ -132,6 +136,16 @@ pub async fn accept_loop(listener: TcpListener, door: Arc<FrontDoor>, tracker: T
             }
         };
         tracing::trace!(%peer, "front door client");
+        if let Some((allow, counters)) = &door.rbac {
+            if !allow.allows(peer.ip()) {
+                // Closed at once: the client never reaches a claim.
+                counters.denied();
+                tracing::debug!(%peer, "front door: source not allowed (rbac); closed");
+                drop(client);
+                continue;
+            }
+            counters.allowed();
+        }
         let door = door.clone();
         tracker.spawn(async move { serve_client(client, &door).await });
     }

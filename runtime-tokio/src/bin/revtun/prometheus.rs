@@ -11,6 +11,7 @@
 //! | `revtun_claims_waiting` | gauge | `<prefix>.claims.waiting` |
 //! | `revtun_responder_nodes`, `revtun_responder_clusters` | gauge | `<prefix>.total_nodes`, `.total_clusters` |
 //! | `revtun_relayed_bytes_total{direction}` | counter | `revtun.relayed_bytes.<direction>` |
+//! | `revtun_front_door_rbac_total{stat_prefix,result}` | counter | a front door's `<stat_prefix>.rbac.{allowed,denied}` |
 //!
 //! Host-level initiator series carry `cluster=""`: a host listed in two target clusters has one set of
 //! figures summed over both (as in `/stats`). Label values are escaped (`\\`, `"`, newline).
@@ -24,7 +25,7 @@ use revtun_core::stats::{StatKind, StatsSnapshot};
 use crate::stats::RELAYED_PREFIX;
 
 /// The families: name → (type, help).
-const FAMILIES: [(&str, &str, &str); 9] = [
+const FAMILIES: [(&str, &str, &str); 10] = [
     (
         "revtun_initiator_tunnels",
         "gauge",
@@ -66,6 +67,11 @@ const FAMILIES: [(&str, &str, &str); 9] = [
         "counter",
         "Bytes relayed by the program, by direction.",
     ),
+    (
+        "revtun_front_door_rbac_total",
+        "counter",
+        "Front-door clients checked by the rbac filter, by result.",
+    ),
 ];
 
 /// Renders the exposition text.
@@ -103,6 +109,12 @@ pub fn render(
             responder_prefix.and_then(|p| name.strip_prefix(p)?.strip_prefix('.'))
         {
             responder(rest, value, &mut push);
+        } else if let Some((prefix, result)) = name.rsplit_once(".rbac.") {
+            push(
+                "revtun_front_door_rbac_total",
+                &[("stat_prefix", prefix), ("result", result)],
+                value,
+            );
         }
     }
     for node in nodes {

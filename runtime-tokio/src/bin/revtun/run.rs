@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{PlanAuthorizer, read_token};
+use crate::auth::{read_token, responder_policy};
 use crate::front_door::{self, FrontDoor};
 use crate::proxy::{self, LocalService};
 use crate::stats::App;
@@ -60,7 +60,8 @@ pub async fn serve(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("admin: cannot bind {addr}"))?;
             tracing::info!(addr = %listener.local_addr()?, "admin listening");
-            Some(tokio::spawn(admin::serve(listener, app.clone())))
+            let allow = plan.admin_source_allow.clone();
+            Some(tokio::spawn(admin::serve(listener, app.clone(), allow)))
         }
         None => None,
     };
@@ -70,11 +71,7 @@ pub async fn serve(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
         let Some(responder) = &responder else {
             anyhow::bail!("front door '{}' needs a handshake listener", door.name);
         };
-        let shared = Arc::new(FrontDoor::new(
-            door,
-            responder.clone(),
-            app.relayed.clone(),
-        )?);
+        let shared = Arc::new(FrontDoor::new(door, responder.clone(), &app)?);
         for listener in front_door::bind(door).await? {
             tracing::info!(name = door.name, addr = %listener.local_addr()?, claim = door.claim_id, "front door listening");
             accept_loops.push(tokio::spawn(front_door::accept_loop(
@@ -148,10 +145,10 @@ async fn start_responder(plan: &Bootstrap, app: &App) -> anyhow::Result<Option<R
             .transpose()?;
         listeners.push((listener.binds.clone(), tunnel_tls));
     }
-    let mut options = ResponderOptions::default();
-    if let Some(auth) = PlanAuthorizer::from_plan(&r.auth)? {
-        options.authorizer = Some(Arc::new(auth));
-    }
+    let options = ResponderOptions {
+        authorizer: responder_policy(&r.auth)?,
+        ..ResponderOptions::default()
+    };
     let binds: Vec<_> = listeners.iter().flat_map(|(b, _)| b.clone()).collect();
     let (responder, bound) = Responder::bind_listeners(&listeners, r.config.clone(), options)
         .await

@@ -64,6 +64,28 @@ impl Relayed {
     }
 }
 
+/// The counters of one front door's `rbac` filter: `<stat_prefix>.rbac.allowed` and `.denied` (Envoy's
+/// names for the network RBAC filter).
+#[derive(Debug)]
+pub struct Rbac {
+    /// The filter's `stat_prefix`, without a trailing `.`.
+    pub stat_prefix: String,
+    allowed: AtomicU64,
+    denied: AtomicU64,
+}
+
+impl Rbac {
+    /// Counts an allowed client.
+    pub fn allowed(&self) {
+        self.allowed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused client.
+    pub fn denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The running program as the admin endpoint sees it.
 #[derive(Debug, Default)]
 pub struct App {
@@ -77,6 +99,8 @@ pub struct App {
     pub responder_prefix: Option<String>,
     /// The relayed-bytes counters.
     pub relayed: Arc<Relayed>,
+    /// The front doors' `rbac` counters.
+    rbac: RwLock<Vec<Arc<Rbac>>>,
     /// Every listener is up (and the program is not draining).
     pub ready: AtomicBool,
     /// The program is shutting down.
@@ -91,6 +115,23 @@ impl App {
             responder_prefix,
             ..Self::default()
         }
+    }
+
+    /// Registers the counters of a front door's `rbac` filter (two filters with one `stat_prefix` share
+    /// them, as Envoy's stats would).
+    pub fn add_rbac(&self, stat_prefix: &str) -> Arc<Rbac> {
+        let stat_prefix = stat_prefix.trim_end_matches('.').to_owned();
+        let mut all = write(&self.rbac);
+        if let Some(existing) = all.iter().find(|r| r.stat_prefix == stat_prefix) {
+            return existing.clone();
+        }
+        let counters = Arc::new(Rbac {
+            stat_prefix,
+            allowed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+        });
+        all.push(counters.clone());
+        counters
     }
 
     /// Adds a running initiator.
@@ -128,6 +169,15 @@ impl App {
         if let Some(responder) = responder {
             if let Ok(stats) = responder.stats().await {
                 out.merge(&stats);
+            }
+        }
+        for rbac in read(&self.rbac).iter() {
+            for (result, counter) in [("allowed", &rbac.allowed), ("denied", &rbac.denied)] {
+                out.set(
+                    format!("{}.rbac.{result}", rbac.stat_prefix),
+                    StatKind::Counter,
+                    counter.load(Ordering::Relaxed),
+                );
             }
         }
         for direction in Direction::ALL {

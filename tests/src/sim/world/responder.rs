@@ -236,6 +236,8 @@ impl World {
                     RejectReason::Rejection(rejection) => rejection.counter(),
                     RejectReason::Malformed(_) => Some("parse_error"),
                     RejectReason::Timeout => Some("timeout"),
+                    RejectReason::PendingCapEvicted => Some("pending_evicted"),
+                    RejectReason::PeerClosed => Some("peer_closed"),
                     _ => None,
                 };
                 if let Some(counter) = counter {
