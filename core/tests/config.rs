@@ -1103,7 +1103,7 @@ fn reverse_tunnel_filter_field_errors() {
     assert_error(
         &with("          bind_node_id_to_certificate: true\n"),
         &format!(
-            "{typed}.bind_node_id_to_certificate: needs client certificates: add a transport_socket with require_client_certificate: true to this listener's filter chain"
+            "{typed}.bind_node_id_to_certificate: needs verified client certificates: add a transport_socket whose DownstreamTlsContext has common_tls_context.validation_context.trusted_ca to this listener's filter chain"
         ),
     );
 }
@@ -1982,7 +1982,7 @@ fn certificate_identity_is_read_and_needs_client_certificates() {
     assert_error(
         &with("          certificate_identity: { uri_san: \"spiffe://x/{node}\" }\n"),
         &format!(
-            "{typed}.certificate_identity: needs client certificates: add a transport_socket with require_client_certificate: true to this listener's filter chain"
+            "{typed}.certificate_identity: needs verified client certificates: add a transport_socket whose DownstreamTlsContext has common_tls_context.validation_context.trusted_ca to this listener's filter chain"
         ),
     );
     assert_error(

@@ -132,11 +132,14 @@ pub(crate) fn build(raw: &RawBootstrap, cx: &mut Cx) -> Bootstrap {
                     );
                 }
                 let tls = chain.tls.as_ref().map(|(_, plan)| plan.clone());
-                let client_certs = tls.as_ref().is_some_and(|t| t.require_client_certificate);
-                if let (Some(key), false) = (filter.settings.certificate_key, client_certs) {
+                // Binding needs verified client certificates: a CA to verify them against. With
+                // `require_client_certificate: true` a client without one fails its TLS handshake;
+                // without it, such a client reaches the policy and gets 401 (row 8).
+                let verifies_clients = tls.as_ref().is_some_and(|t| t.trusted_ca.is_some());
+                if let (Some(key), false) = (filter.settings.certificate_key, verifies_clients) {
                     cx.error(
                         &filter.typed_path.key(key),
-                        "needs client certificates: add a transport_socket with require_client_certificate: true to this listener's filter chain",
+                        "needs verified client certificates: add a transport_socket whose DownstreamTlsContext has common_tls_context.validation_context.trusted_ca to this listener's filter chain",
                     );
                 }
                 handshake_listeners.push((

@@ -22,6 +22,7 @@ pub mod relay;
 pub mod responder_restart;
 pub mod tls;
 pub mod tls_data_leg;
+pub mod tls_identity;
 pub mod tls_reload;
 
 mod raw;
@@ -76,6 +77,7 @@ macro_rules! all_scenarios {
             tls::stalled_tls_handshakes_close_at_the_handshake_timeout,
             tls_reload::rewritten_certificates_apply_to_new_tunnels_only,
             tls_data_leg::data_leg_tls_inside_tunnel_tls,
+            tls_identity::identity_binding_admits_only_the_certified_node,
             hostile::slowloris_is_closed_at_the_handshake_timeout,
             hostile::head_over_the_limit_is_closed,
             hostile::per_ip_cap_keeps_a_flooding_address_from_locking_out_initiators,
