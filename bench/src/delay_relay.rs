@@ -12,15 +12,16 @@
 //! Each direction holds at most [`QUEUED_CHUNKS`] chunks of at most [`CHUNK`] bytes.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+
+use crate::server::LoopbackServer;
 
 /// Largest chunk read at once.
 pub const CHUNK: usize = 16 * 1024;
@@ -32,8 +33,7 @@ const UPSTREAM_CONNECT_DEADLINE: Duration = Duration::from_secs(2);
 /// A running delay relay on `127.0.0.1`; stopped (with every connection) on drop.
 #[derive(Debug)]
 pub struct DelayRelay {
-    addr: SocketAddr,
-    accept: JoinHandle<()>,
+    server: LoopbackServer,
 }
 
 impl DelayRelay {
@@ -48,38 +48,15 @@ impl DelayRelay {
                 format!("delay relay: upstream {upstream} is not a loopback address"),
             ));
         }
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
-        let accept = tokio::spawn(accept_loop(listener, upstream, one_way));
-        Ok(Self { addr, accept })
+        let server =
+            LoopbackServer::start(move |client| relay_one(client, upstream, one_way)).await?;
+        Ok(Self { server })
     }
 
     /// Where clients connect.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for DelayRelay {
-    fn drop(&mut self) {
-        // Dropping the loop's JoinSet aborts every connection's tasks.
-        self.accept.abort();
-    }
-}
-
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, one_way: Duration) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((client, _)) => {
-                    connections.spawn(relay_one(client, upstream, one_way));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+        self.server.addr()
     }
 }
 
@@ -91,7 +68,6 @@ async fn relay_one(client: TcpStream, upstream: SocketAddr, one_way: Duration) {
     else {
         return;
     };
-    let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();

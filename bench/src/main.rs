@@ -12,6 +12,7 @@ mod groups;
 mod percentile;
 mod report;
 mod roles;
+mod server;
 mod services;
 mod sys;
 

@@ -1,14 +1,14 @@
 //! The local services the tunnels lead to, on the harness's tokio runtime: an echo service (latency)
 //! and a sink that counts what it receives and answers the count (throughput). Loopback only; every
-//! connection task ends with its connection, and dropping the [`Service`] stops the accept loop and
-//! every connection task.
+//! connection task ends with its connection, and dropping the [`Service`] stops them all.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpStream;
+
+use crate::server::LoopbackServer;
 
 /// What a [`Service`] does with each connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,8 +22,7 @@ pub enum ServiceKind {
 /// A running service on `127.0.0.1`; stopped on drop.
 #[derive(Debug)]
 pub struct Service {
-    addr: SocketAddr,
-    accept: JoinHandle<()>,
+    server: LoopbackServer,
 }
 
 impl Service {
@@ -32,45 +31,20 @@ impl Service {
     /// # Errors
     /// The socket cannot be bound.
     pub async fn start(kind: ServiceKind) -> io::Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
-        let accept = tokio::spawn(accept_loop(listener, kind));
-        Ok(Self { addr, accept })
+        let server = LoopbackServer::start(move |stream| async move {
+            let _ = match kind {
+                ServiceKind::Echo => echo(stream).await,
+                ServiceKind::Sink => sink(stream).await,
+            };
+        })
+        .await?;
+        Ok(Self { server })
     }
 
     /// Where the service listens.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        // Dropping the loop's JoinSet aborts every connection task.
-        self.accept.abort();
-    }
-}
-
-async fn accept_loop(listener: TcpListener, kind: ServiceKind) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(async move {
-                        let _ = match kind {
-                            ServiceKind::Echo => echo(stream).await,
-                            ServiceKind::Sink => sink(stream).await,
-                        };
-                    });
-                }
-                // Out of file descriptors or similar: pause instead of spinning.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+        self.server.addr()
     }
 }
 
