@@ -34,14 +34,20 @@ pub async fn echo_once(addr: SocketAddr) -> io::Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// `runs` sequential [`echo_once`] to `addr`: the time of each.
+/// `runs` sequential [`echo_once`] to `a` and to `b`, interleaved (a, b, a, b, …) so that a noisy
+/// machine slows both alike: the times of each.
 ///
 /// # Errors
 /// The first failed run.
-pub async fn echo_series(addr: SocketAddr, runs: usize) -> io::Result<Vec<Duration>> {
-    let mut samples = Vec::with_capacity(runs);
+pub async fn echo_pairs(
+    a: SocketAddr,
+    b: SocketAddr,
+    runs: usize,
+) -> io::Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut samples = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
-        samples.push(echo_once(addr).await?);
+        samples.0.push(echo_once(a).await?);
+        samples.1.push(echo_once(b).await?);
     }
     Ok(samples)
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::RunArgs;
-use crate::client::{echo_once, echo_series};
+use crate::client::{echo_once, echo_pairs};
 use crate::delay_relay::DelayRelay;
 use crate::groups::procs::{InitiatorProc, ResponderProc, ResponderSpec, harness_runtime};
 use crate::percentile::Percentiles;
@@ -48,8 +48,7 @@ pub fn run(args: &RunArgs, report: &mut Report) -> anyhow::Result<()> {
     refill(&mut responder)?;
     let front = responder.front()?;
 
-    let mut direct = rt.block_on(echo_series(direct_relay.addr(), runs))?;
-    let mut revtun = rt.block_on(echo_series(front, runs))?;
+    let (mut direct, mut revtun) = rt.block_on(echo_pairs(direct_relay.addr(), front, runs))?;
     let (Some(direct), Some(revtun)) = (Percentiles::of(&mut direct), Percentiles::of(&mut revtun))
     else {
         anyhow::bail!("no samples");

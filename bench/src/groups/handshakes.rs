@@ -78,6 +78,15 @@ pub fn run(args: &RunArgs, report: &mut Report) -> anyhow::Result<()> {
         None,
         None,
     ));
+    #[allow(clippy::cast_precision_loss)]
+    report.push(Row::new(
+        "handshakes",
+        "responder CPU per handshake",
+        "µs",
+        cpu * 1e6 / (after - before).max(1) as f64,
+        None,
+        None,
+    ));
     report.push(Row::new(
         "handshakes",
         "load generator CPU",

@@ -1,10 +1,10 @@
 //! Group `latency` (issue #7, item 2): sequential connect + 1-byte echo + close through the responder's
 //! front door (a claimed tunnel, relayed to an echo service) vs straight to the echo service; p50, p90,
-//! p99. The pool keeps 16 idle tunnels, so a claim always finds one (the initiator replaces a claimed
+//! p99. Direct and tunnelled runs alternate, so machine noise hits both alike. The pool keeps 16 idle tunnels, so a claim always finds one (the initiator replaces a claimed
 //! tunnel at once).
 
 use crate::RunArgs;
-use crate::client::echo_series;
+use crate::client::echo_pairs;
 use crate::groups::procs::{front_door_pair, harness_runtime};
 use crate::percentile::Percentiles;
 use crate::report::{Report, Row, Target};
@@ -34,10 +34,8 @@ pub fn measure(args: &RunArgs, report: &mut Report, runtime: RuntimeKind) -> any
     let echo = rt.block_on(Service::start(ServiceKind::Echo))?;
     let (responder, _initiator) = front_door_pair(runtime, POOL, echo.addr())?;
     let front = responder.front()?;
-    rt.block_on(echo_series(echo.addr(), WARM_UP))?;
-    rt.block_on(echo_series(front, WARM_UP))?;
-    let mut direct = rt.block_on(echo_series(echo.addr(), runs))?;
-    let mut revtun = rt.block_on(echo_series(front, runs))?;
+    rt.block_on(echo_pairs(echo.addr(), front, WARM_UP))?;
+    let (mut direct, mut revtun) = rt.block_on(echo_pairs(echo.addr(), front, runs))?;
     let (Some(direct), Some(revtun)) = (Percentiles::of(&mut direct), Percentiles::of(&mut revtun))
     else {
         anyhow::bail!("no samples");
