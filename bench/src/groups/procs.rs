@@ -176,6 +176,20 @@ impl InitiatorProc {
         count: u32,
         service: Option<SocketAddr>,
     ) -> anyhow::Result<Self> {
+        Self::spawn_with(runtime, hosts, count, service, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with more role arguments (e.g. `--no-claim-marker`).
+    ///
+    /// # Errors
+    /// The role did not start.
+    pub fn spawn_with(
+        runtime: RuntimeKind,
+        hosts: &[SocketAddr],
+        count: u32,
+        service: Option<SocketAddr>,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut args = vec![
             "--runtime".to_owned(),
             runtime.name().to_owned(),
@@ -187,6 +201,7 @@ impl InitiatorProc {
         if let Some(service) = service {
             args.extend(["--service".to_owned(), service.to_string()]);
         }
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let (child, _) = Child::spawn("initiator", &args, START_WITHIN)?;
         Ok(Self { child })
     }

@@ -29,6 +29,10 @@ struct Args {
     /// Where claimed tunnels are relayed.
     #[arg(long)]
     service: Option<SocketAddr>,
+    /// Do not offer the `RDATA` claim marker (Envoy mode: the responder hands a claimed tunnel out at
+    /// once instead of waiting for the initiator's `RDATA`).
+    #[arg(long)]
+    no_claim_marker: bool,
 }
 
 /// The role's entry point.
@@ -75,6 +79,7 @@ async fn start(rt: &Arc<dyn Runtime>, args: &Args) -> anyhow::Result<ReverseList
         count: args.count,
     };
     let mut config = InitiatorConfig::new(NODE, NODE_CLUSTER, "", vec![target]);
+    config.offer_claim_marker = !args.no_claim_marker;
     // The default cap (256 live tunnels per host) would keep `count` above 256 from being reached.
     config.max_tunnels_per_host = config
         .max_tunnels_per_host
