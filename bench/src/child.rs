@@ -1,10 +1,11 @@
 //! Helper processes: the harness re-runs its own binary with `role <NAME> [ARGS…]` so that load
 //! generators, responders and initiators each get their own process (own open-file limit, own RSS and
 //! CPU figures). A child announces itself with one `READY <text>` line on stdout; it is killed when its
-//! [`Child`] is dropped, so no path leaves one behind.
+//! [`Child`] is dropped, so no path leaves one behind. The parent talks to a running child with one-line
+//! commands on its stdin ([`Child::ask`]); a child whose stdin closes (the parent died) ends itself.
 
-use std::io::{BufRead, BufReader};
-use std::process::{ChildStdout, Command, Stdio};
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use anyhow::{Context as _, bail};
 #[derive(Debug)]
 pub struct Child {
     inner: std::process::Child,
+    stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
 }
 
@@ -33,14 +35,23 @@ impl Child {
             .arg("role")
             .arg(role)
             .args(args)
-            .stdin(Stdio::null())
+            .env(
+                "SMOL_THREADS",
+                std::env::var("SMOL_THREADS").unwrap_or_else(|_| "2".to_owned()),
+            )
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start role {role}"))?;
         let stdout = inner.stdout.take().context("child has no stdout")?;
+        let stdin = inner.stdin.take();
         let lines = forward_lines(stdout);
-        let mut child = Self { inner, lines };
+        let mut child = Self {
+            inner,
+            stdin,
+            lines,
+        };
         let ready = child
             .expect_line("READY", ready_within)
             .with_context(|| format!("role {role} did not start"))?;
@@ -70,6 +81,27 @@ impl Child {
         }
     }
 
+    /// Sends one command line to the child's stdin.
+    ///
+    /// # Errors
+    /// The child's stdin is closed (it ended).
+    pub fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("the child's stdin is closed")?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .context("cannot write to the child")
+    }
+
+    /// Sends `command` and waits up to `within` for the child's line that starts with the same word.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send) and [`expect_line`](Self::expect_line).
+    pub fn ask(&mut self, command: &str, within: Duration) -> anyhow::Result<String> {
+        self.send(command)?;
+        let word = command.split_whitespace().next().unwrap_or(command);
+        self.expect_line(word, within)
+    }
+
     /// The child's process id (for `/proc/<pid>` figures).
     #[must_use]
     pub fn pid(&self) -> u32 {
@@ -78,6 +110,7 @@ impl Child {
 
     /// Sends SIGKILL and reaps the child.
     pub fn kill(&mut self) {
+        self.stdin = None;
         let _ = self.inner.kill();
         let _ = self.inner.wait();
     }

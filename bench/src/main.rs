@@ -5,12 +5,15 @@
 //! processes (load generators, responders and initiators with many tunnels) are this binary again,
 //! started as `revtun-bench role <NAME> …` (see [`child`]).
 
-// The skeleton's helpers are used by the measurement groups; remove the allow once they are.
-#[allow(dead_code)]
 mod child;
-#[allow(dead_code)]
+mod client;
+mod delay_relay;
+mod groups;
+mod percentile;
 mod report;
-#[allow(dead_code)]
+mod roles;
+mod server;
+mod services;
 mod sys;
 
 use std::path::PathBuf;
@@ -62,10 +65,23 @@ type Group = fn(&RunArgs, &mut Report) -> anyhow::Result<()>;
 type Role = fn(&[String]) -> anyhow::Result<()>;
 
 /// The measurement groups, in the order they run: `(name, run)`.
-const GROUPS: &[(&str, Group)] = &[];
+const GROUPS: &[(&str, Group)] = &[
+    ("throughput", groups::throughput::run),
+    ("latency", groups::latency::run),
+    ("memory", groups::memory::run),
+    ("handshakes", groups::handshakes::run),
+    ("restore", groups::restore::run),
+    ("smol", groups::smol::run),
+    ("tls", groups::tls::run),
+    ("delay", groups::delay::run),
+];
 
 /// The helper-process roles: `(name, main)`.
-const ROLES: &[(&str, Role)] = &[];
+const ROLES: &[(&str, Role)] = &[
+    ("responder", roles::responder::main),
+    ("initiator", roles::initiator::main),
+    ("handshake-load", roles::handshake_load::main),
+];
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -1,0 +1,74 @@
+//! Group `latency` (issue #7, item 2): sequential connect + 1-byte echo + close through the responder's
+//! front door (a claimed tunnel, relayed to an echo service) vs straight to the echo service; p50, p90,
+//! p99. Direct and tunnelled runs alternate, so machine noise hits both alike. The pool keeps 16 idle tunnels, so a claim always finds one (the initiator replaces a claimed
+//! tunnel at once).
+
+use crate::RunArgs;
+use crate::client::echo_pairs;
+use crate::groups::procs::{front_door_pair, harness_runtime};
+use crate::percentile::Percentiles;
+use crate::report::{Report, Row, Target};
+use crate::roles::RuntimeKind;
+use crate::services::{Service, ServiceKind};
+
+/// Idle tunnels kept for the latency runs.
+const POOL: u32 = 16;
+/// Unmeasured runs first (connection set-up paths warm, pool refilled).
+const WARM_UP: usize = 20;
+
+/// Runs the group on tokio.
+///
+/// # Errors
+/// A role or a run failed.
+pub fn run(args: &RunArgs, report: &mut Report) -> anyhow::Result<()> {
+    measure(args, report, RuntimeKind::Tokio)
+}
+
+/// Connect + echo percentiles with the library on `runtime`.
+///
+/// # Errors
+/// A role or a run failed.
+pub fn measure(args: &RunArgs, report: &mut Report, runtime: RuntimeKind) -> anyhow::Result<()> {
+    let runs = if args.quick { 100 } else { 1000 };
+    let rt = harness_runtime()?;
+    let echo = rt.block_on(Service::start(ServiceKind::Echo))?;
+    let (responder, _initiator) = front_door_pair(runtime, POOL, echo.addr())?;
+    let front = responder.front()?;
+    rt.block_on(echo_pairs(echo.addr(), front, WARM_UP))?;
+    let (mut direct, mut revtun) = rt.block_on(echo_pairs(echo.addr(), front, runs))?;
+    let (Some(direct), Some(revtun)) = (Percentiles::of(&mut direct), Percentiles::of(&mut revtun))
+    else {
+        anyhow::bail!("no samples");
+    };
+    let group = if runtime == RuntimeKind::Tokio {
+        "latency"
+    } else {
+        "smol"
+    };
+    let name = runtime.name();
+    report.push(Row::new(
+        group,
+        format!("{name} p50 connect+echo ({runs} runs)"),
+        "µs",
+        revtun.p50,
+        Some(direct.p50),
+        Some(Target::RatioAtMost(1.6)),
+    ));
+    report.push(Row::new(
+        group,
+        format!("{name} p90 connect+echo"),
+        "µs",
+        revtun.p90,
+        Some(direct.p90),
+        None,
+    ));
+    report.push(Row::new(
+        group,
+        format!("{name} p99 connect+echo"),
+        "µs",
+        revtun.p99,
+        Some(direct.p99),
+        None,
+    ));
+    Ok(())
+}
