@@ -5,6 +5,7 @@
 //! processes (load generators, responders and initiators with many tunnels) are this binary again,
 //! started as `revtun-bench role <NAME> …` (see [`child`]).
 
+mod certs;
 mod child;
 mod client;
 mod delay_relay;

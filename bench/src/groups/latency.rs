@@ -3,6 +3,8 @@
 //! p99. Direct and tunnelled runs alternate, so machine noise hits both alike. The pool keeps 16 idle tunnels, so a claim always finds one (the initiator replaces a claimed
 //! tunnel at once).
 
+use std::path::Path;
+
 use crate::RunArgs;
 use crate::client::echo_pairs;
 use crate::groups::procs::{front_door_pair, harness_runtime};
@@ -21,18 +23,23 @@ const WARM_UP: usize = 20;
 /// # Errors
 /// A role or a run failed.
 pub fn run(args: &RunArgs, report: &mut Report) -> anyhow::Result<()> {
-    measure(args, report, RuntimeKind::Tokio)
+    measure(args, report, RuntimeKind::Tokio, None)
 }
 
 /// Connect + echo percentiles with the library on `runtime`.
 ///
 /// # Errors
 /// A role or a run failed.
-pub fn measure(args: &RunArgs, report: &mut Report, runtime: RuntimeKind) -> anyhow::Result<()> {
+pub fn measure(
+    args: &RunArgs,
+    report: &mut Report,
+    runtime: RuntimeKind,
+    tls_dir: Option<&Path>,
+) -> anyhow::Result<()> {
     let runs = if args.quick { 100 } else { 1000 };
     let rt = harness_runtime()?;
     let echo = rt.block_on(Service::start(ServiceKind::Echo))?;
-    let (responder, _initiator) = front_door_pair(runtime, POOL, echo.addr())?;
+    let (responder, _initiator) = front_door_pair(runtime, tls_dir, POOL, echo.addr())?;
     let front = responder.front()?;
     rt.block_on(echo_pairs(echo.addr(), front, WARM_UP))?;
     let (mut direct, mut revtun) = rt.block_on(echo_pairs(echo.addr(), front, runs))?;
@@ -40,12 +47,8 @@ pub fn measure(args: &RunArgs, report: &mut Report, runtime: RuntimeKind) -> any
     else {
         anyhow::bail!("no samples");
     };
-    let group = if runtime == RuntimeKind::Tokio {
-        "latency"
-    } else {
-        "smol"
-    };
-    let name = runtime.name();
+    let group = super::group_name("latency", runtime, tls_dir);
+    let name = super::stack_label(runtime, tls_dir);
     report.push(Row::new(
         group,
         format!("{name} p50 connect+echo ({runs} runs)"),

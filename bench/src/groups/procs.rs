@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -41,6 +42,8 @@ pub struct ResponderSpec {
     pub front_door: bool,
     /// Both pending-handshake caps (`None`: library defaults).
     pub pending_cap: Option<usize>,
+    /// Tunnel TLS with the certificates in this directory.
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl ResponderSpec {
@@ -53,6 +56,7 @@ impl ResponderSpec {
             bind: Vec::new(),
             front_door: true,
             pending_cap: None,
+            tls_dir: None,
         }
     }
 
@@ -65,6 +69,7 @@ impl ResponderSpec {
             bind: Vec::new(),
             front_door: false,
             pending_cap: None,
+            tls_dir: None,
         }
     }
 }
@@ -98,6 +103,7 @@ impl ResponderProc {
         if let Some(cap) = spec.pending_cap {
             args.extend(["--pending-cap".to_owned(), cap.to_string()]);
         }
+        args.extend(tls_args(spec.tls_dir.as_deref()));
         let (child, ready) = Child::spawn("responder", &args, START_WITHIN)?;
         let fields = fields(&ready);
         let handshake = fields
@@ -215,18 +221,32 @@ impl InitiatorProc {
     }
 }
 
+/// `--tls-dir DIR` when `dir` is given.
+fn tls_args(dir: Option<&Path>) -> Vec<String> {
+    dir.map(|d| vec!["--tls-dir".to_owned(), d.display().to_string()])
+        .unwrap_or_default()
+}
+
 /// A responder with a front door and an initiator (`count` tunnels) relaying to `service`, started,
-/// with every tunnel idle.
+/// with every tunnel idle; tunnel TLS with the certificates in `tls_dir` if given.
 ///
 /// # Errors
 /// A role did not start or the pool did not fill within 10 s.
 pub fn front_door_pair(
     runtime: RuntimeKind,
+    tls_dir: Option<&Path>,
     count: u32,
     service: SocketAddr,
 ) -> anyhow::Result<(ResponderProc, InitiatorProc)> {
-    let mut responder = ResponderProc::spawn(&ResponderSpec::with_front_door(runtime))?;
-    let mut initiator = InitiatorProc::spawn(runtime, &responder.handshake, count, Some(service))?;
+    let spec = ResponderSpec {
+        tls_dir: tls_dir.map(Path::to_path_buf),
+        ..ResponderSpec::with_front_door(runtime)
+    };
+    let mut responder = ResponderProc::spawn(&spec)?;
+    let tls = tls_args(tls_dir);
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let mut initiator =
+        InitiatorProc::spawn_with(runtime, &responder.handshake, count, Some(service), &tls)?;
     initiator.go()?;
     responder.wait_idle(
         u64::from(count),

@@ -11,6 +11,6 @@ use crate::roles::RuntimeKind;
 /// # Errors
 /// A role or a run failed.
 pub fn run(args: &RunArgs, report: &mut Report) -> anyhow::Result<()> {
-    throughput::measure(args, report, RuntimeKind::Smol, &[1])?;
-    latency::measure(args, report, RuntimeKind::Smol)
+    throughput::measure(args, report, RuntimeKind::Smol, None, &[1])?;
+    latency::measure(args, report, RuntimeKind::Smol, None)
 }

@@ -3,6 +3,7 @@
 //! responder and initiator processes during the tunnelled runs. Direct and tunnelled runs alternate for
 //! a few rounds and each side's median is reported, so machine noise hits both alike.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::RunArgs;
@@ -18,7 +19,7 @@ use crate::sys::cpu_seconds;
 /// # Errors
 /// A role or a transfer failed.
 pub fn run(args: &RunArgs, report: &mut Report) -> anyhow::Result<()> {
-    measure(args, report, RuntimeKind::Tokio, &[1, 8])
+    measure(args, report, RuntimeKind::Tokio, None, &[1, 8])
 }
 
 /// Throughput and CPU/GiB with the library on `runtime`, for each number of parallel `streams`.
@@ -29,6 +30,7 @@ pub fn measure(
     args: &RunArgs,
     report: &mut Report,
     runtime: RuntimeKind,
+    tls_dir: Option<&Path>,
     streams: &[usize],
 ) -> anyhow::Result<()> {
     let (rounds, duration) = if args.quick {
@@ -38,13 +40,9 @@ pub fn measure(
     };
     let rt = harness_runtime()?;
     let sink = rt.block_on(Service::start(ServiceKind::Sink))?;
-    let (responder, initiator) = front_door_pair(runtime, 8, sink.addr())?;
+    let (responder, initiator) = front_door_pair(runtime, tls_dir, 8, sink.addr())?;
     let front = responder.front()?;
-    let group = if runtime == RuntimeKind::Tokio {
-        "throughput"
-    } else {
-        "smol"
-    };
+    let group = super::group_name("throughput", runtime, tls_dir);
     let cpu = |pid| cpu_seconds(pid).unwrap_or(0.0);
     for &n in streams {
         let (mut direct, mut revtun) = (Vec::new(), Vec::new());
@@ -70,7 +68,7 @@ pub fn measure(
         };
         report.push(Row::new(
             group,
-            format!("{} {streams}", runtime.name()),
+            format!("{} {streams}", super::stack_label(runtime, tls_dir)),
             "MiB/s",
             median(&mut revtun),
             Some(median(&mut direct)),
@@ -84,7 +82,10 @@ pub fn measure(
         );
         report.push(Row::new(
             "cpu",
-            format!("{} {streams}: responder+initiator", runtime.name()),
+            format!(
+                "{} {streams}: responder+initiator",
+                super::stack_label(runtime, tls_dir)
+            ),
             "CPU-s/GiB",
             (used.0 + used.1) / gib,
             None,

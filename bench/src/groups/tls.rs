@@ -1,17 +1,19 @@
-//! Group `tls` (issue #7, item 6 "with TLS on"): NOT YET AVAILABLE. The roles take `--tls`
-//! ([`crate::roles::Common::tls`]) and refuse it until the driver's TLS options are merged; then this
-//! group runs [`throughput::measure`](super::throughput::measure) and
-//! [`latency::measure`](super::latency::measure) with `--tls` passed to both roles.
+//! Group `tls` (issue #7, item 6 "with TLS on"): one-stream throughput, CPU per GiB and connect + echo
+//! latency with tunnel mutual TLS (rustls, ring) between initiator and responder, each beside its own
+//! direct (plaintext) baseline. Certificates are made at run time ([`CertDir`]).
 
 use crate::RunArgs;
+use crate::certs::CertDir;
+use crate::groups::{latency, throughput};
 use crate::report::Report;
+use crate::roles::RuntimeKind;
 
-/// Reports that the TLS variant cannot be measured yet (rather than measuring plaintext under its name).
+/// Runs the group.
 ///
 /// # Errors
-/// Always, until the driver has TLS options.
-pub fn run(_args: &RunArgs, _report: &mut Report) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "not yet available: the roles' --tls switch waits for the driver's TLS options (ListenerOptions / ResponderOptions)"
-    )
+/// The certificates could not be made, or a role or a run failed.
+pub fn run(args: &RunArgs, report: &mut Report) -> anyhow::Result<()> {
+    let certs = CertDir::write()?;
+    throughput::measure(args, report, RuntimeKind::Tokio, Some(certs.path()), &[1])?;
+    latency::measure(args, report, RuntimeKind::Tokio, Some(certs.path()))
 }

@@ -41,7 +41,6 @@ struct Args {
 /// Bad arguments, TLS asked for, or an invalid configuration.
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     let args: Args = parse("initiator", args)?;
-    args.common.check_transport()?;
     crate::sys::raise_nofile_limit()?;
     run_on(args.common.runtime, |rt| serve(rt, args))
 }
@@ -89,15 +88,19 @@ async fn start(rt: &Arc<dyn Runtime>, args: &Args) -> anyhow::Result<ReverseList
         rt.clone(),
         config,
         vec![(TARGET.to_owned(), hosts)],
-        options(args),
+        options(args)?,
     )
     .await?;
     Ok(listener)
 }
 
-/// Library defaults. The TLS hook goes here once the driver has it (see [`Common::tls`]).
-fn options(_args: &Args) -> ListenerOptions {
-    ListenerOptions::default()
+/// Library defaults, plus tunnel TLS to the target cluster with `--tls-dir`.
+fn options(args: &Args) -> anyhow::Result<ListenerOptions> {
+    let mut options = ListenerOptions::default();
+    if let Some(tls) = args.common.client_tls()? {
+        options.tunnel_tls.insert(TARGET.to_owned(), tls);
+    }
+    Ok(options)
 }
 
 /// Longest a service relay may sit without moving a byte.

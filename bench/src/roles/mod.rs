@@ -13,10 +13,16 @@ pub mod responder;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use revtun_driver::Runtime;
+use revtun_driver::tls::{
+    ClientTlsFiles, PemSource, ServerTlsFiles, TlsClientSource, TlsServerSource,
+};
+
+use crate::certs;
 
 /// The node id every initiator role registers with (what the front door claims).
 pub const NODE: &str = "bench-node";
@@ -51,28 +57,45 @@ pub struct Common {
     /// The runtime the library runs on.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio)]
     pub runtime: RuntimeKind,
-    /// Tunnel TLS between initiator and responder.
-    ///
-    /// NOT YET AVAILABLE: the driver's TLS options (`ListenerOptions` / `ResponderOptions`) are on the
-    /// TLS branch, not merged. Once they are, build them in `responder::options` and
-    /// `initiator::options` (both call [`Common::check_transport`]) from a self-signed certificate the
-    /// harness writes, and drop the refusal.
-    #[arg(long)]
-    pub tls: bool,
+    /// Tunnel TLS (mutual) between initiator and responder, with the certificates the harness wrote into
+    /// this directory ([`crate::certs::write`]).
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl Common {
-    /// Refuses what the harness cannot do yet (TLS), rather than measuring plaintext under its name.
+    /// The responder's tunnel TLS, if `--tls-dir` was given: its certificate, client certificates
+    /// required and verified against the harness's CA.
     ///
     /// # Errors
-    /// `--tls` was given.
-    pub fn check_transport(&self) -> anyhow::Result<()> {
-        if self.tls {
-            anyhow::bail!(
-                "--tls: not yet available: the driver's TLS options (ListenerOptions / ResponderOptions) are not merged yet"
-            );
-        }
-        Ok(())
+    /// The files cannot be loaded.
+    pub fn server_tls(&self) -> anyhow::Result<Option<TlsServerSource>> {
+        let Some(dir) = &self.tls_dir else {
+            return Ok(None);
+        };
+        let files = ServerTlsFiles {
+            certificate: certs::files(dir, certs::RESPONDER),
+            trusted_ca: Some(PemSource::File(dir.join(certs::CA))),
+            require_client_certificate: true,
+        };
+        Ok(Some(TlsServerSource::new(files)?))
+    }
+
+    /// The initiator's tunnel TLS, if `--tls-dir` was given: trusting the harness's CA, presenting the
+    /// node's certificate.
+    ///
+    /// # Errors
+    /// The files cannot be loaded.
+    pub fn client_tls(&self) -> anyhow::Result<Option<TlsClientSource>> {
+        let Some(dir) = &self.tls_dir else {
+            return Ok(None);
+        };
+        let files = ClientTlsFiles {
+            trusted_ca: PemSource::File(dir.join(certs::CA)),
+            certificate: Some(certs::files(dir, certs::NODE)),
+            sni: None,
+        };
+        Ok(Some(TlsClientSource::new(files)?))
     }
 }
 

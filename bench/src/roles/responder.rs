@@ -41,7 +41,6 @@ struct Args {
 /// Bad arguments, TLS asked for, or a socket that cannot be bound.
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     let args: Args = parse("responder", args)?;
-    args.common.check_transport()?;
     crate::sys::raise_nofile_limit()?;
     run_on(args.common.runtime, |rt| serve(rt, args))
 }
@@ -57,7 +56,7 @@ async fn serve(rt: Arc<dyn Runtime>, args: Args) -> anyhow::Result<()> {
         rt.clone(),
         Box::new(listener),
         config(&args),
-        options(&args),
+        options(&args)?,
     )?;
     let front = match &args.front_door {
         Some(node) => {
@@ -102,9 +101,12 @@ fn config(args: &Args) -> ResponderConfig {
     config
 }
 
-/// Library defaults. The TLS hook goes here once the driver has it (see [`Common::tls`]).
-fn options(_args: &Args) -> ResponderOptions {
-    ResponderOptions::default()
+/// Library defaults, plus tunnel TLS with `--tls-dir`.
+fn options(args: &Args) -> anyhow::Result<ResponderOptions> {
+    Ok(ResponderOptions {
+        tunnel_tls: args.common.server_tls()?,
+        ..ResponderOptions::default()
+    })
 }
 
 /// Longest a front-door relay may sit without moving a byte.
