@@ -11,23 +11,29 @@
 //! - On [`Order::Close`], or when the machine drops its sender, it closes the socket and ends.
 //! - EOF or an I/O error: it reports [`Internal::Closed`] and ends.
 //!
-//! Memory per connection: one read buffer of [`READ_BUFFER`] bytes and the orders of at most one read
-//! (the core answers a read with a bounded number of transmits; the responder keeps one ping in flight).
+//! Memory per connection: the task's future (a few hundred bytes), its [`Inbox`] and the orders of at
+//! most one read (the core answers a read with a bounded number of transmits; the responder keeps one
+//! ping in flight). No buffer is held while the socket is idle: each read goes into a stack buffer of
+//! [`READ_BUFFER`] bytes inside one `poll_read`, and only the bytes that came are copied out.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncWriteExt, FutureExt};
 use revtun_core::command::ConnId;
 
+use crate::mailbox::Inbox;
 use crate::msg::{Internal, Order};
 use crate::runtime::{BoxStream, Runtime};
 use crate::stream::TunnelStream;
 
-/// Bytes read from a managed socket at a time (handshake heads arrive in several reads).
+/// Bytes read from a managed socket at a time, into a stack buffer (handshake heads may arrive in several
+/// reads; idle tunnels only ever receive a few bytes).
 pub(crate) const READ_BUFFER: usize = 4096;
 
 /// How a connection task gets its socket.
@@ -41,7 +47,7 @@ pub(crate) enum Start {
 /// One connection task: see the [module documentation](self).
 pub(crate) struct ConnTask {
     pub conn: ConnId,
-    pub orders: Receiver<Order>,
+    pub orders: Inbox,
     pub report: Sender<Internal>,
 }
 
@@ -51,7 +57,7 @@ enum DialStep {
 }
 
 enum Step {
-    Read(io::Result<usize>),
+    Read(io::Result<Bytes>),
     Order(Option<Order>),
 }
 
@@ -80,7 +86,7 @@ impl ConnTask {
         let mut connect = rt.connect(addr);
         loop {
             let step = async { DialStep::Done((&mut connect).await) }
-                .or(async { DialStep::Order(self.orders.recv().await.ok()) })
+                .or(async { DialStep::Order(self.orders.recv().await) })
                 .await;
             match step {
                 DialStep::Done(Ok(stream)) => {
@@ -102,27 +108,25 @@ impl ConnTask {
 
     /// Moves bytes until the connection is closed or handed over.
     async fn serve(self, mut stream: BoxStream, mut backlog: VecDeque<Order>) {
-        let mut buf = vec![0u8; READ_BUFFER];
         // The bytes of the `Input` the machine has not answered yet.
         let mut unanswered: Option<Bytes> = None;
         loop {
             let step = match backlog.pop_front() {
                 Some(order) => Step::Order(Some(order)),
-                None if unanswered.is_some() => Step::Order(self.orders.recv().await.ok()),
+                None if unanswered.is_some() => Step::Order(self.orders.recv().await),
                 None => {
-                    async { Step::Order(self.orders.recv().await.ok()) }
-                        .or(async { Step::Read(stream.read(&mut buf).await) })
+                    async { Step::Order(self.orders.recv().await) }
+                        .or(async { Step::Read(read_some(&mut stream).await) })
                         .await
                 }
             };
             match step {
-                Step::Read(Ok(0)) => return self.closed(),
+                Step::Read(Ok(data)) if data.is_empty() => return self.closed(),
                 Step::Read(Err(e)) => {
                     tracing::debug!(conn = %self.conn, error = %e, "read failed");
                     return self.closed();
                 }
-                Step::Read(Ok(n)) => {
-                    let data = Bytes::copy_from_slice(&buf[..n.min(buf.len())]);
+                Step::Read(Ok(data)) => {
                     if self
                         .report
                         .try_send(Internal::Input(self.conn, data.clone()))
@@ -167,6 +171,17 @@ impl ConnTask {
     fn closed(&self) {
         let _ = self.report.try_send(Internal::Closed(self.conn));
     }
+}
+
+/// Reads once: the bytes that came (empty at EOF). The read buffer lives on the stack for the duration of
+/// one `poll_read`, so a connection waiting for input holds no buffer.
+async fn read_some(stream: &mut BoxStream) -> io::Result<Bytes> {
+    std::future::poll_fn(|cx| {
+        let mut buf = [0u8; READ_BUFFER];
+        let n = ready!(Pin::new(&mut **stream).poll_read(cx, &mut buf))?;
+        Poll::Ready(Ok(Bytes::copy_from_slice(&buf[..n.min(READ_BUFFER)])))
+    })
+    .await
 }
 
 /// Flushes and closes a socket the core has forgotten.

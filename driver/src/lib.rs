@@ -64,6 +64,7 @@ mod error;
 mod hosts;
 mod initiator;
 mod machine;
+mod mailbox;
 mod msg;
 mod relay;
 mod responder;

@@ -27,6 +27,7 @@ use futures_lite::FutureExt;
 use revtun_core::command::{Command, ConnId};
 
 use crate::conn::{ConnTask, Start};
+use crate::mailbox::{Outbox, mailbox};
 use crate::msg::{HandOff, Internal, Order};
 use crate::runtime::{BoxFuture, Runtime};
 use crate::sans_io::SansIo;
@@ -68,7 +69,7 @@ pub(crate) struct Ctx {
     tasks: TaskGroup,
     report: Sender<Internal>,
     stop: StopSignal,
-    conns: BTreeMap<ConnId, Sender<Order>>,
+    conns: BTreeMap<ConnId, Outbox>,
     /// The connection whose `Input` the core is handling: a hand-over of it answers that input.
     answering: Option<ConnId>,
 }
@@ -96,7 +97,7 @@ impl Ctx {
 
     /// Starts a connection task for `conn`.
     pub fn open(&mut self, conn: ConnId, start: Start) {
-        let (tx, orders) = async_channel::unbounded();
+        let (tx, orders) = mailbox();
         self.conns.insert(conn, tx);
         let task = ConnTask {
             conn,
