@@ -17,7 +17,7 @@
 //!  handle ───────────────────────────▶ machine ◀──────────────────────── connection tasks,
 //!  (ReverseListener /                  task      ◀── accept loop / resolvers, dropped TunnelStreams
 //!   ResponderHandle)                   │ owns the core; one input per turn, then drains it
-//!                                      │ Order FIFO per connection (Write, Resume, HandOver, Close)
+//!                                      │ Order mailbox per connection (Write, Resume, HandOver, Close)
 //!                                      ▼
 //!                               connection task ── HandOver ──▶ TunnelStream ──▶ accept queue / claim
 //! ```
@@ -53,7 +53,12 @@
 //!   (`handle_resolve_failed`). `Auto` applies to the combined answer; duplicates are removed; LOGICAL_DNS
 //!   takes the first address left. Lookups repeat `refresh` after the previous one completed.
 //! - **Sockets**: `TCP_NODELAY` and TCP keepalive on every socket (runtime crates); a managed socket is read
-//!   4 KiB at a time; a failed `accept` pauses the accept loop for 50 ms.
+//!   at most 4 KiB at a time, into a stack buffer; a failed `accept` pauses the accept loop for 50 ms.
+//! - **Memory of an idle tunnel** (measured at 10,000 tunnels, either runtime: about 3.5 KiB of RSS per
+//!   tunnel on each side, sockets' kernel buffers aside): its connection task's future, its order
+//!   mailbox (a few dozen bytes, no queue memory while empty), the runtime's task and socket
+//!   registration, and the core's record. No read buffer and no queued message is held while a tunnel
+//!   waits; a [`relay()`] allocates its two 64 KiB buffers when it starts.
 //! - **Fairness**: the machine yields to the executor every 32 turns and alternates which channel it
 //!   polls first; the timer is checked before both.
 //! - **Seeds**: without [`ListenerOptions::seed`] / [`ResponderOptions::seed`] a seed comes from the

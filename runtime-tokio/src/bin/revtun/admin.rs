@@ -35,7 +35,12 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
             return;
         };
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                if let Err(e) = revtun_tokio::configure_socket(&stream) {
+                    tracing::debug!(error = %e, "admin socket options");
+                }
+                stream
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
