@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Poll, ready};
 
 use async_channel::Sender;
@@ -63,11 +64,11 @@ enum Step {
 
 impl ConnTask {
     /// Runs the connection until it is closed or handed over.
-    pub async fn run(self, rt: &dyn Runtime, start: Start) {
+    pub async fn run(self, rt: Arc<dyn Runtime>, start: Start) {
         let mut backlog = VecDeque::new();
         let stream = match start {
             Start::Accepted(stream) => stream,
-            Start::Dial(addr) => match self.dial(rt, addr, &mut backlog).await {
+            Start::Dial(addr) => match self.dial(&*rt, addr, &mut backlog).await {
                 Some(stream) => stream,
                 None => return,
             },

@@ -104,8 +104,8 @@ impl Ctx {
             orders,
             report: self.report.clone(),
         };
-        let rt = self.tasks.runtime().clone();
-        self.tasks.spawn(async move { task.run(&*rt, start).await });
+        self.tasks
+            .spawn(task.run(self.tasks.runtime().clone(), start));
     }
 
     /// The connection task of `conn` is gone (it reported a failed dial or a close).
