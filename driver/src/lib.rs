@@ -59,6 +59,15 @@
 //!   mailbox (a few dozen bytes, no queue memory while empty), the runtime's task and socket
 //!   registration, and the core's record. No read buffer and no queued message is held while a tunnel
 //!   waits; a [`relay()`] allocates its two 64 KiB buffers when it starts.
+//! - **What bounds the rest.** Each connection keeps one task (its future is about 600 bytes): the
+//!   socket must be read as soon as bytes come (pings, a claim) and the core must answer each read before
+//!   the next, which a task per connection does without `unsafe` or runtime-specific readiness APIs. A
+//!   claim through a front door crosses two relays (front door → tunnel → the initiator's dial to its
+//!   service), so connect + echo costs about two extra process hops over a direct connection; the
+//!   claim itself (machine, connection task, `RDATA` round trip) is a small part of it. [`relay()`]
+//!   copies through user space: `splice(2)` would need each runtime's readiness API on the raw sockets
+//!   (tokio's `async_io`, async-io's `read_with`) below every wrapper (`TunnelStream`, byte counters,
+//!   later TLS), which the futures-io streams the driver is written against do not expose.
 //! - **Fairness**: the machine yields to the executor every 32 turns and alternates which channel it
 //!   polls first; the timer is checked before both.
 //! - **Seeds**: without [`ListenerOptions::seed`] / [`ResponderOptions::seed`] a seed comes from the

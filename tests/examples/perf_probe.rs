@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 
 use revtun_core::initiator::{InitiatorConfig, TargetCluster};
 use revtun_core::responder::ResponderConfig;
+use revtun_core::stats::TunnelCounts;
 use revtun_driver::{
     BoxFuture, BoxStream, HostSource, Listener, ListenerOptions, ResponderHandle, ResponderOptions,
-    ReverseListener, Runtime, relay,
+    ReverseListener, Runtime, ShutDown, relay,
 };
 
 const NODE: &str = "probe-node";
@@ -173,11 +174,26 @@ async fn bind_ports(rt: &Arc<dyn Runtime>, base: u16, ports: u16) -> io::Result<
     })
 }
 
-fn describe(c: revtun_core::stats::TunnelCounts) -> String {
-    format!(
-        "idle={} handshaking={} connecting={} in_use={} closed={}",
-        c.idle, c.handshaking, c.connecting, c.in_use, c.closed
-    )
+/// Prints the process's RSS now, then with the tunnel counts once a second until the machine stops.
+async fn report(
+    rt: &dyn Runtime,
+    what: &str,
+    counts: impl Fn() -> BoxFuture<'static, Result<TunnelCounts, ShutDown>>,
+) -> io::Result<()> {
+    println!("{what} start rss_kib={}", rss_kib());
+    loop {
+        rt.sleep_until(rt.now() + Duration::from_secs(1)).await;
+        let c = counts().await?;
+        println!(
+            "{what} idle={} handshaking={} connecting={} in_use={} closed={} rss_kib={}",
+            c.idle,
+            c.handshaking,
+            c.connecting,
+            c.in_use,
+            c.closed,
+            rss_kib()
+        );
+    }
 }
 
 async fn responder(rt: Arc<dyn Runtime>, base: u16, ports: u16, door: u16) -> io::Result<()> {
@@ -207,12 +223,11 @@ async fn responder(rt: Arc<dyn Runtime>, base: u16, ports: u16, door: u16) -> io
             }));
         }
     }));
-    println!("responder start rss_kib={}", rss_kib());
-    loop {
-        rt.sleep_until(rt.now() + Duration::from_secs(1)).await;
-        let c = handle.counts().await.map_err(io::Error::from)?;
-        println!("responder {} rss_kib={}", describe(c), rss_kib());
-    }
+    report(&*rt, "responder", move || {
+        let handle = handle.clone();
+        Box::pin(async move { handle.counts().await })
+    })
+    .await
 }
 
 async fn initiator(
@@ -252,12 +267,11 @@ async fn initiator(
             }));
         }
     }));
-    println!("initiator start rss_kib={}", rss_kib());
-    loop {
-        rt.sleep_until(rt.now() + Duration::from_secs(1)).await;
-        let c = listener.counts().await.map_err(io::Error::from)?;
-        println!("initiator {} rss_kib={}", describe(c), rss_kib());
-    }
+    report(&*rt, "initiator", move || {
+        let listener = listener.clone();
+        Box::pin(async move { listener.counts().await })
+    })
+    .await
 }
 
 /// Echo ('E' first) or sink ('S' first: reads to EOF, answers the byte count as 8 bytes).
