@@ -14,7 +14,7 @@
 //! $P proxy 7002 127.0.0.1:7000 &                 # a plain TCP relay, to compare hops
 //! ```
 //! `tokio` or `smol` picks the runtime of the responder and initiator roles (`PROBE_ENVOY=1`: the
-//! initiator does not offer the claim marker). The responder, initiator, service and proxy roles run
+//! initiator does not offer the claim marker; `PROBE_WORKERS=n`: tokio worker threads, default 2). The responder, initiator, service and proxy roles run
 //! until killed; the first two print `rss_kib` (VmRSS) with their tunnel counts once a second. The
 //! front door and the initiator relay with [`revtun_driver::relay`], as the `revtun` program does.
 
@@ -90,8 +90,11 @@ fn on_runtime(
     match name {
         "smol" => smol::block_on(role(Arc::new(revtun_smol::SmolRuntime::new()))),
         "tokio" => {
+            let workers = std::env::var("PROBE_WORKERS")
+                .ok()
+                .and_then(|w| w.parse().ok());
             let tokio = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(workers.unwrap_or(2))
                 .enable_all()
                 .build()?;
             let rt: Arc<dyn Runtime> =
