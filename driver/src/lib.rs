@@ -54,7 +54,7 @@
 //!   takes the first address left. Lookups repeat `refresh` after the previous one completed.
 //! - **Sockets**: `TCP_NODELAY` and TCP keepalive on every socket (runtime crates); a managed socket is read
 //!   at most 4 KiB at a time, into a stack buffer; a failed `accept` pauses the accept loop for 50 ms.
-//! - **Memory of an idle tunnel** (measured at 10,000 tunnels, either runtime: about 3.5 KiB of RSS per
+//! - **Memory of an idle tunnel** (measured at 10,000 tunnels, either runtime: 2–3 KiB of RSS per
 //!   tunnel on each side, sockets' kernel buffers aside): its connection task's future, its order
 //!   mailbox (a few dozen bytes, no queue memory while empty), the runtime's task and socket
 //!   registration, and the core's record. No read buffer and no queued message is held while a tunnel
