@@ -17,26 +17,32 @@
 //!   a failure is [`Internal::TlsFailed`] (a TLS refusal) or [`Internal::Closed`] (EOF, I/O error).
 //!   Everything after goes through the TLS session.
 //!
-//! Memory per connection: one read buffer of [`READ_BUFFER`] bytes and the orders of at most one read
-//! (the core answers a read with a bounded number of transmits; the responder keeps one ping in flight).
+//! Memory per connection: the task's future (a few hundred bytes), its [`Inbox`] and the orders of at
+//! most one read (the core answers a read with a bounded number of transmits; the responder keeps one
+//! ping in flight). No buffer is held while the socket is idle: each read goes into a stack buffer of
+//! [`READ_BUFFER`] bytes inside one `poll_read`, and only the bytes that came are copied out.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Poll, ready};
 
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncWriteExt, FutureExt};
 use revtun_core::command::ConnId;
 
+use crate::mailbox::Inbox;
 use crate::msg::{Internal, Order};
 use crate::runtime::{BoxStream, Runtime};
 use crate::stream::TunnelStream;
 use crate::tls::{ServerName, TlsClientSource, TlsServerSource, is_tls_error, peer_identity};
 
-/// Bytes read from a managed socket at a time (handshake heads arrive in several reads).
+/// Bytes read from a managed socket at a time, into a stack buffer (handshake heads may arrive in several
+/// reads; idle tunnels only ever receive a few bytes).
 pub(crate) const READ_BUFFER: usize = 4096;
 
 /// How a connection task gets its socket.
@@ -57,7 +63,7 @@ pub(crate) enum Start {
 /// One connection task: see the [module documentation](self).
 pub(crate) struct ConnTask {
     pub conn: ConnId,
-    pub orders: Receiver<Order>,
+    pub orders: Inbox,
     pub report: Sender<Internal>,
 }
 
@@ -67,13 +73,13 @@ enum Watched<T> {
 }
 
 enum Step {
-    Read(io::Result<usize>),
+    Read(io::Result<Bytes>),
     Order(Option<Order>),
 }
 
 impl ConnTask {
     /// Runs the connection until it is closed or handed over.
-    pub async fn run(self, rt: &dyn Runtime, start: Start) {
+    pub async fn run(self, rt: Arc<dyn Runtime>, start: Start) {
         let mut backlog = VecDeque::new();
         let stream = match start {
             Start::Accepted { stream, tls: None } => Some(stream),
@@ -81,7 +87,7 @@ impl ConnTask {
                 stream,
                 tls: Some(tls),
             } => self.tls_accept(&tls, stream, &mut backlog).await,
-            Start::Dial { addr, tls } => match self.dial(rt, addr, &mut backlog).await {
+            Start::Dial { addr, tls } => match self.dial(&*rt, addr, &mut backlog).await {
                 Some(stream) => match tls {
                     None => Some(stream),
                     Some((tls, name)) => self.tls_connect(&tls, name, stream, &mut backlog).await,
@@ -104,7 +110,7 @@ impl ConnTask {
         let mut work = pin!(work);
         loop {
             let step = async { Watched::Done(work.as_mut().await) }
-                .or(async { Watched::Order(self.orders.recv().await.ok()) })
+                .or(async { Watched::Order(self.orders.recv().await) })
                 .await;
             match step {
                 Watched::Done(out) => return Some(out),
@@ -194,21 +200,20 @@ impl ConnTask {
 
     /// Moves bytes until the connection is closed or handed over.
     async fn serve(self, mut stream: BoxStream, mut backlog: VecDeque<Order>) {
-        let mut buf = vec![0u8; READ_BUFFER];
         // The bytes of the `Input` the machine has not answered yet.
         let mut unanswered: Option<Bytes> = None;
         loop {
             let step = match backlog.pop_front() {
                 Some(order) => Step::Order(Some(order)),
-                None if unanswered.is_some() => Step::Order(self.orders.recv().await.ok()),
+                None if unanswered.is_some() => Step::Order(self.orders.recv().await),
                 None => {
-                    async { Step::Order(self.orders.recv().await.ok()) }
-                        .or(async { Step::Read(stream.read(&mut buf).await) })
+                    async { Step::Order(self.orders.recv().await) }
+                        .or(async { Step::Read(read_some(&mut stream).await) })
                         .await
                 }
             };
             match step {
-                Step::Read(Ok(0)) => return self.closed(),
+                Step::Read(Ok(data)) if data.is_empty() => return self.closed(),
                 Step::Read(Err(e)) if is_tls_error(&e) => {
                     tracing::debug!(conn = %self.conn, error = %e, "TLS session failed");
                     let _ = self.report.try_send(Internal::TlsFailed(self.conn));
@@ -218,8 +223,7 @@ impl ConnTask {
                     tracing::debug!(conn = %self.conn, error = %e, "read failed");
                     return self.closed();
                 }
-                Step::Read(Ok(n)) => {
-                    let data = Bytes::copy_from_slice(&buf[..n.min(buf.len())]);
+                Step::Read(Ok(data)) => {
                     if self
                         .report
                         .try_send(Internal::Input(self.conn, data.clone()))
@@ -264,6 +268,17 @@ impl ConnTask {
     fn closed(&self) {
         let _ = self.report.try_send(Internal::Closed(self.conn));
     }
+}
+
+/// Reads once: the bytes that came (empty at EOF). The read buffer lives on the stack for the duration of
+/// one `poll_read`, so a connection waiting for input holds no buffer.
+async fn read_some(stream: &mut BoxStream) -> io::Result<Bytes> {
+    std::future::poll_fn(|cx| {
+        let mut buf = [0u8; READ_BUFFER];
+        let n = ready!(Pin::new(&mut **stream).poll_read(cx, &mut buf))?;
+        Poll::Ready(Ok(Bytes::copy_from_slice(&buf[..n.min(READ_BUFFER)])))
+    })
+    .await
 }
 
 /// Flushes and closes a socket the core has forgotten.

@@ -28,6 +28,7 @@ use futures_lite::FutureExt;
 use revtun_core::command::{Command, ConnId};
 
 use crate::conn::{ConnTask, Start};
+use crate::mailbox::{Outbox, mailbox};
 use crate::msg::{HandOff, Internal, Order};
 use crate::runtime::{BoxFuture, Runtime};
 use crate::sans_io::SansIo;
@@ -73,7 +74,7 @@ pub(crate) struct Ctx {
     tasks: TaskGroup,
     report: Sender<Internal>,
     stop: StopSignal,
-    conns: BTreeMap<ConnId, Sender<Order>>,
+    conns: BTreeMap<ConnId, Outbox>,
     /// The connection whose `Input` the core is handling: a hand-over of it answers that input.
     answering: Option<ConnId>,
 }
@@ -101,15 +102,15 @@ impl Ctx {
 
     /// Starts a connection task for `conn`.
     pub fn open(&mut self, conn: ConnId, start: Start) {
-        let (tx, orders) = async_channel::unbounded();
+        let (tx, orders) = mailbox();
         self.conns.insert(conn, tx);
         let task = ConnTask {
             conn,
             orders,
             report: self.report.clone(),
         };
-        let rt = self.tasks.runtime().clone();
-        self.tasks.spawn(async move { task.run(&*rt, start).await });
+        self.tasks
+            .spawn(task.run(self.tasks.runtime().clone(), start));
     }
 
     /// The connection task of `conn` is gone (it reported a failed dial or a close).

@@ -3,8 +3,9 @@
 //! - [`Internal`]: to the machine, from its connection tasks, its helper tasks (accept loop, resolvers)
 //!   and the [`TunnelStream`]s it handed out. Unbounded: every sender has at most a bounded number of
 //!   messages outstanding (a connection task sends one `Input` and waits for its answer).
-//! - [`Order`]: from the machine to one connection task, in the order the core produced them. One FIFO
-//!   carries writes, answers and lifecycle orders, so a hand-over or a close can never overtake a write.
+//! - [`Order`]: from the machine to one connection task through its [`mailbox`](crate::mailbox), in the
+//!   order the core produced them. One FIFO carries writes, answers and lifecycle orders, so a hand-over
+//!   or a close can never overtake a write.
 
 use std::io;
 use std::net::SocketAddr;

@@ -4,7 +4,10 @@
 //! Both are built on channel closure, which every executor understands: a task holds a sender clone for
 //! as long as it runs, and the waiting side sees the channel close when the last clone is dropped.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt;
@@ -16,6 +19,26 @@ use crate::runtime::{BoxFuture, Runtime};
 pub(crate) struct TaskGroup {
     rt: Arc<dyn Runtime>,
     alive: Sender<()>,
+}
+
+pin_project_lite::pin_project! {
+    /// A task of a [`TaskGroup`]: the future, and the token that marks it alive until the task is
+    /// dropped (done or not). A plain struct rather than an `async` block, which would keep room for the
+    /// future twice (as a captured variable and as the awaited one): the wrapper adds 8 bytes to every
+    /// connection task, not the size of its future.
+    struct Member<F> {
+        #[pin]
+        future: F,
+        _alive: Sender<()>,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Member<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().future.poll(cx)
+    }
 }
 
 /// The waiting side of a [`TaskGroup`]: completes once every task of the group has ended and every
@@ -36,11 +59,10 @@ impl TaskGroup {
     }
 
     /// Spawns `future` as a member of the group.
-    pub fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
-        let token = self.alive.clone();
-        let task: BoxFuture<'static, ()> = Box::pin(async move {
-            future.await;
-            drop(token);
+    pub fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        let task: BoxFuture<'static, ()> = Box::pin(Member {
+            future,
+            _alive: self.alive.clone(),
         });
         self.rt.spawn(task);
     }

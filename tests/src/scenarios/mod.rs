@@ -67,6 +67,8 @@ macro_rules! all_scenarios {
             raw_peers::initiator_hands_over_bytes_that_came_with_rdata,
             raw_peers::responder_hands_over_bytes_that_came_with_the_rdata_answer,
             raw_peers::responder_in_envoy_mode_starts_writing_data_on_the_tunnel,
+            raw_peers::initiator_delivers_a_large_claim_sent_with_the_200,
+            raw_peers::responder_accepts_a_head_larger_than_one_read,
             relay::half_close_travels_each_way_independently,
             relay::large_transfer_both_ways_at_once,
             relay::idle_relay_times_out_and_closes_both_sides,

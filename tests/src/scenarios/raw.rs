@@ -13,6 +13,11 @@ use super::support::{CLUSTER, NODE, TARGET, timeout};
 
 /// A valid handshake request of [`NODE`] for [`TARGET`], as an initiator at `host` sends it.
 pub fn request(claim_marker: bool, host: SocketAddr) -> bytes::Bytes {
+    request_parts(claim_marker, host).to_bytes()
+}
+
+/// The parts of [`request`], to change some before encoding.
+pub fn request_parts(claim_marker: bool, host: SocketAddr) -> HandshakeRequest<'static> {
     HandshakeRequest {
         method: DEFAULT_REQUEST_METHOD,
         path: DEFAULT_REQUEST_PATH,
@@ -26,7 +31,6 @@ pub fn request(claim_marker: bool, host: SocketAddr) -> bytes::Bytes {
         offer_claim_marker: claim_marker,
         extra_headers: &[],
     }
-    .to_bytes()
 }
 
 /// Reads until the end of an HTTP head; returns the head.

@@ -4,6 +4,8 @@
 
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::AsyncWriteExt;
+use revtun_core::handshake::HandshakeRequest;
+use revtun_driver::TunnelStream;
 
 use super::*;
 
@@ -64,14 +66,26 @@ pub async fn initiator_hands_over_bytes_that_came_with_rdata(sides: Sides) {
 
 /// A responder with one tunnel registered by a raw socket (offering the claim marker or not).
 async fn registered(sides: &Sides, claim_marker: bool) -> (ResponderHandle, BoxStream) {
+    registered_with(sides, claim_marker, &[]).await
+}
+
+/// [`registered`], with `extra_headers` in the handshake request.
+async fn registered_with(
+    sides: &Sides,
+    claim_marker: bool,
+    extra_headers: &[(String, String)],
+) -> (ResponderHandle, BoxStream) {
     let responder = responder(sides).await;
     let mut sock = sides
         .initiator
         .connect(responder.local_addr())
         .await
         .unwrap();
-    let request = request(claim_marker, responder.local_addr());
-    sock.write_all(&request).await.unwrap();
+    let request = HandshakeRequest {
+        extra_headers,
+        ..request_parts(claim_marker, responder.local_addr())
+    };
+    sock.write_all(&request.to_bytes()).await.unwrap();
     let expected = if claim_marker {
         "HTTP/1.1 200 OK\r\nx-revtun-features: claim-marker\r\ncontent-length: 0\r\n\r\n"
     } else {
@@ -88,14 +102,8 @@ pub async fn responder_hands_over_bytes_that_came_with_the_rdata_answer(sides: S
     within(rt, async {
         let (responder, mut sock) = registered(&sides, true).await;
 
-        let claim = spawn(&*sides.responder, {
-            let responder = responder.clone();
-            async move { responder.connect(NODE).await }
-        });
-        assert_eq!(skip_pings(rt, &mut sock).await, b"RDATA");
         // The answer and the first data bytes in one write: the data must come out of the stream first.
-        sock.write_all(b"RDATAearly bytes").await.unwrap();
-        let mut stream = claim.join().await.expect("claimed");
+        let mut stream = claim_marked(&sides, &responder, &mut sock, b"RDATAearly bytes").await;
         assert_eq!(read_n(rt, &mut stream, 11).await, b"early bytes");
         pass(rt, &mut stream, &mut sock, b"RPING back").await;
 
@@ -103,6 +111,23 @@ pub async fn responder_hands_over_bytes_that_came_with_the_rdata_answer(sides: S
         shut_down(rt, "responder", responder.shutdown()).await;
     })
     .await;
+}
+
+/// Claims the raw socket's tunnel in claim-marker mode: echoes pings until `RDATA` comes, answers with
+/// `answer` (`RDATA` and maybe data) in one write, and returns the claimed stream.
+async fn claim_marked(
+    sides: &Sides,
+    responder: &ResponderHandle,
+    sock: &mut BoxStream,
+    answer: &[u8],
+) -> TunnelStream {
+    let claim = spawn(&*sides.responder, {
+        let responder = responder.clone();
+        async move { responder.connect(NODE).await }
+    });
+    assert_eq!(skip_pings(sides.rt(), sock).await, b"RDATA");
+    sock.write_all(answer).await.unwrap();
+    claim.join().await.expect("claimed")
 }
 
 /// Scenario: responder in envoy mode starts writing data on the tunnel.
@@ -122,6 +147,66 @@ pub async fn responder_in_envoy_mode_starts_writing_data_on_the_tunnel(sides: Si
             b"HTTP/1.1 204 No Content\r\n\r\n",
         )
         .await;
+
+        drop(stream);
+        shut_down(rt, "responder", responder.shutdown()).await;
+    })
+    .await;
+}
+
+/// Bytes of a pattern that shows any loss, duplication or reordering: byte `i` is `i mod 251`.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Far more than the driver reads at a time, so a claim's data spans many reads.
+const BIG: usize = 64 * 1024 + 7;
+
+/// Scenario: initiator delivers every byte of a claim that comes right after the 200, in either mode:
+/// the 200, (`RDATA`,) and 64 KiB of data in one write reach `accept()` whole and in order.
+pub async fn initiator_delivers_a_large_claim_sent_with_the_200(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        for claim_marker in [true, false] {
+            let mut raw = sides.responder.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let listener = initiator(&sides, raw.local_addr().unwrap(), 1, claim_marker).await;
+            let (mut sock, _) = raw.accept().await.unwrap();
+            read_head(&mut sock).await;
+
+            let data = pattern(BIG);
+            let mut all = if claim_marker {
+                b"HTTP/1.1 200 OK\r\nx-revtun-features: claim-marker\r\ncontent-length: 0\r\n\r\nRDATA"
+                    .to_vec()
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec()
+            };
+            all.extend_from_slice(&data);
+            sock.write_all(&all).await.unwrap();
+            if claim_marker {
+                assert_eq!(read_n(rt, &mut sock, 5).await, b"RDATA");
+            }
+
+            let (mut tunnel, _) = listener.accept().await.unwrap();
+            assert!(read_n(rt, &mut tunnel, BIG).await == data, "every byte, in order");
+            pass(rt, &mut tunnel, &mut sock, b"and back").await;
+
+            drop(tunnel);
+            shut_down(rt, "initiator", listener.shutdown()).await;
+        }
+    })
+    .await;
+}
+
+/// Scenario: responder accepts a handshake head larger than one read (a 20 KiB header), sent in one
+/// write, and the tunnel then carries data.
+pub async fn responder_accepts_a_head_larger_than_one_read(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let padding = vec![("x-padding".to_owned(), "p".repeat(20 * 1024))];
+        let (responder, mut sock) = registered_with(&sides, true, &padding).await;
+        let mut stream = claim_marked(&sides, &responder, &mut sock, b"RDATA").await;
+        pass(rt, &mut stream, &mut sock, &pattern(BIG)).await;
+        pass(rt, &mut sock, &mut stream, b"reply").await;
 
         drop(stream);
         shut_down(rt, "responder", responder.shutdown()).await;

@@ -41,6 +41,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, allow: Option<SourceAll
                     tracing::debug!(%peer, "admin: source not allowed (admin.source_allow); closed");
                     continue;
                 }
+                if let Err(e) = revtun_tokio::configure_socket(&stream) {
+                    tracing::debug!(error = %e, "admin socket options");
+                }
                 stream
             }
             Err(e) => {

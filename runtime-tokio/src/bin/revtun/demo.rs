@@ -103,6 +103,7 @@ pub async fn run() -> anyhow::Result<()> {
         TaskTracker::new(),
     ));
     let client = TcpStream::connect(door_addr).await?;
+    revtun_tokio::configure_socket(&client)?;
     request(
         client,
         "/via-front-door",
@@ -187,6 +188,9 @@ async fn http_service(listener: TcpListener) {
     let mut served = 0u64;
     while let Ok((mut stream, _)) = listener.accept().await {
         served += 1;
+        if let Err(e) = revtun_tokio::configure_socket(&stream) {
+            tracing::debug!(error = %e, "service socket options");
+        }
         tokio::spawn(async move {
             let mut head = Vec::new();
             let mut buf = [0u8; 1024];
