@@ -71,3 +71,8 @@ fn initiator_ops_corpus() {
 fn responder_ops_corpus() {
     replay("responder_ops", revtun_core::fuzzing::responder_ops);
 }
+
+#[test]
+fn config_corpus() {
+    replay("config", revtun_core::fuzzing::config);
+}

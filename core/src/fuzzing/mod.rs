@@ -5,12 +5,16 @@
 //! corpus `fuzz/corpus/<target>/` through them on stable Rust.
 
 mod address;
+#[cfg(feature = "config")]
+mod config;
 mod handshake;
 mod initiator_ops;
 mod keepalive;
 mod responder_ops;
 
 pub use address::address;
+#[cfg(feature = "config")]
+pub use config::config;
 pub use handshake::{handshake_controls, handshake_request, handshake_response};
 pub use initiator_ops::{InitiatorOpsSummary, initiator_ops, initiator_ops_summary};
 pub use keepalive::keepalive;
