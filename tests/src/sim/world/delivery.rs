@@ -83,7 +83,7 @@ impl World {
                     pipe,
                     initiator: i,
                     registered: None,
-                    claiming: false,
+                    rdata_sent: false,
                     in_use: false,
                 },
             );
@@ -373,6 +373,24 @@ impl World {
                 }
             }
             None => {}
+        }
+        Ok(())
+    }
+
+    /// Claim-marker legs whose initiator did not answer `RDATA` by the deadline: the front door's read
+    /// fails (as the driver's `TunnelStream` does) and it closes its end.
+    pub(super) fn run_answer_deadlines(&mut self, now: Duration) -> Result<(), Violation> {
+        let overdue: Vec<(PipeId, usize)> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| l.answer_deadline().is_some_and(|at| at <= now))
+            .map(|(&p, l)| (p, l.responder))
+            .collect();
+        for (pipe, r) in overdue {
+            let Some(conn) = self.pipes.get(&pipe).map(|info| info.r_conn) else {
+                continue;
+            };
+            self.close_responder_end(r, conn, pipe, "no RDATA answer")?;
         }
         Ok(())
     }
