@@ -55,6 +55,8 @@ pub struct Leg {
     pub started: Duration,
     /// The echo service owns the initiator's end.
     pub echo_open: bool,
+    /// The echo service took the initiator's end (it may have closed it since).
+    pub echo_started: bool,
     /// The front door owns the responder's end.
     pub front_door_open: bool,
     /// The whole payload the front door sends (empty until handed out).
@@ -92,6 +94,7 @@ impl Leg {
             must_succeed: false,
             started: now,
             echo_open: false,
+            echo_started: false,
             front_door_open: false,
             payload: Vec::new(),
             written: 0,

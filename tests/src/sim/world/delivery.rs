@@ -223,6 +223,8 @@ impl World {
                         "initiator {i}: handle_closed({conn}) gave no event: it still holds it"
                     ));
                 }
+                // A leg the front door started (and maybe finished) on this tunnel ends unclaimed.
+                self.finish_leg(pipe)?;
             }
             None => {}
         }
@@ -354,6 +356,11 @@ impl World {
             return Ok(());
         };
         if leg.echo_open || leg.front_door_open {
+            return Ok(());
+        }
+        // Claim-marker mode: the front door may be done (or have given up) before the initiator even read
+        // the `RDATA` in flight; the leg stays until the initiator claims the tunnel or its end closes.
+        if !leg.echo_started && self.net.is_open(pipe, End::Initiator) {
             return Ok(());
         }
         let leg = self.legs.remove(&pipe).ok_or("unreachable")?;
