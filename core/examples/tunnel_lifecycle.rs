@@ -16,7 +16,7 @@ use revtun_core::handshake::{
     RequestPolicy, ResponseParser, check_request, encode_accept,
 };
 use revtun_core::keepalive::{
-    DataMode, InitiatorIdle, KeepaliveAction, KeepaliveConfig, RDATA, RPING, ResponderClaim,
+    ClaimAnswer, DataMode, InitiatorIdle, KeepaliveAction, KeepaliveConfig, RDATA, RPING,
     ResponderKeepalive,
 };
 
@@ -127,7 +127,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    // 3. Claim (claim-marker mode): RDATA, answered by RDATA; then everything is data, whatever its bytes.
+    // 3. Claim (claim-marker mode): RDATA with data right behind it, answered by RDATA; then everything is
+    //    data, whatever its bytes.
     println!();
     show("responder", &RDATA);
     let mut to_initiator = RDATA.to_vec();
@@ -140,15 +141,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "initiator: claimed; data for the local service: {:?}",
         String::from_utf8_lossy(&claim.data)
     );
-    let mut responder_claim = ResponderClaim::new();
+    // The responder handed the tunnel out as it wrote RDATA; its reads strip the initiator's answer.
+    let mut answer = ClaimAnswer::new();
     let mut from_initiator = RDATA.to_vec();
     from_initiator.extend_from_slice(b"hello from behind the NAT");
-    let data = responder_claim
-        .handle_input(&from_initiator)?
-        .ok_or("no claim answer")?;
+    let data = answer.filter(&from_initiator)?;
+    if !answer.is_complete() {
+        return Err("no claim answer".into());
+    }
     println!(
-        "responder: tunnel handed out; first data: {:?}",
-        String::from_utf8_lossy(&data)
+        "responder: answer stripped; first data: {:?}",
+        String::from_utf8_lossy(&from_initiator[data])
     );
     Ok(())
 }

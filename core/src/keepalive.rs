@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`InitiatorIdle`] | initiator | echo each `RPING`, detect the claim, hand over the first data bytes intact |
 //! | [`ResponderKeepalive`] | responder | ping schedule, one ping in flight, echo deadline, misses, threshold |
-//! | [`ResponderClaim`] | responder (claim-marker mode) | drop `RPING` echoes until the initiator's `RDATA` |
+//! | [`ClaimAnswer`] | responder (claim-marker mode) | strip the initiator's answer (`RPING` echoes, `RDATA`) from the data read |
 //! | [`classify`] | both | what the first bytes of some input are |
 //!
 //! Input is taken as borrowed slices of any length: a read may hold several markers, a marker split across
@@ -22,6 +22,10 @@ use bytes::{Bytes, BytesMut};
 use rand_chacha::rand_core::RngCore;
 
 use crate::backoff::{jitter_unit, jittered, saturating_add};
+
+mod answer;
+
+pub use answer::ClaimAnswer;
 
 /// The keepalive ping, `52 50 49 4E 47`. The responder sends it; the initiator echoes it unchanged.
 pub const RPING: [u8; 5] = *b"RPING";
@@ -388,65 +392,6 @@ impl InitiatorIdle {
     }
 }
 
-/// Responder side after it wrote `RDATA` (claim-marker mode): drops the initiator's `RPING` echoes until
-/// its `RDATA` answer.
-///
-/// Feed it every byte read from the tunnel after the claim, in order. Whole `RPING`s are dropped (any number:
-/// the responder may also have been sent a ping that crossed the claim on the wire); prefixes of either marker
-/// wait for more; `RDATA` ends the idle phase and everything after it is data, whatever its bytes. Anything
-/// else is [`KeepaliveError::UnexpectedBytes`].
-///
-/// Start it with [`ResponderKeepalive::into_claim`], so bytes the keepalive already buffered are not lost.
-#[derive(Clone, Debug)]
-pub struct ResponderClaim {
-    reader: IdleReader,
-    echoes: usize,
-}
-
-impl Default for ResponderClaim {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ResponderClaim {
-    /// A claim with nothing buffered.
-    #[must_use]
-    pub fn new() -> Self {
-        Self {
-            reader: IdleReader::new(DataMode::ClaimMarker),
-            echoes: 0,
-        }
-    }
-
-    /// Consumes all of `input`. Returns `Some(data)` once, when the initiator's `RDATA` arrived: the bytes after
-    /// it (possibly empty), intact and in order; `None` while still waiting.
-    ///
-    /// # Errors
-    /// [`KeepaliveError::UnexpectedBytes`] for anything but whole `RPING`s before `RDATA` (close the tunnel);
-    /// [`KeepaliveError::AlreadyClaimed`] when called after `RDATA` was returned.
-    pub fn handle_input(&mut self, input: &[u8]) -> Result<Option<Bytes>, KeepaliveError> {
-        let ReadOutcome { pings, claim } = self.reader.read(input)?;
-        self.echoes += pings;
-        if pings > 0 {
-            tracing::trace!(pings, "dropped RPING echoes after the claim");
-        }
-        Ok(claim.map(|(_, data)| data))
-    }
-
-    /// How many `RPING` echoes were dropped so far.
-    #[must_use]
-    pub fn echoes_dropped(&self) -> usize {
-        self.echoes
-    }
-
-    /// Whether the initiator's `RDATA` has been seen.
-    #[must_use]
-    pub fn is_answered(&self) -> bool {
-        self.reader.phase == Phase::Claimed
-    }
-}
-
 /// Responder keepalive settings (`ping_interval`, `ping_failure_threshold`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeepaliveConfig {
@@ -668,13 +613,11 @@ impl ResponderKeepalive {
         self.pending.as_slice()
     }
 
-    /// Claim-marker mode: the responder wrote `RDATA`; continue with a [`ResponderClaim`] that starts with
-    /// the bytes this keepalive buffered.
+    /// Claim-marker mode: the responder wrote `RDATA` and handed the tunnel out; its reads go through a
+    /// [`ClaimAnswer`] that starts with the bytes this keepalive buffered.
     #[must_use]
-    pub fn into_claim(self) -> ResponderClaim {
-        let mut claim = ResponderClaim::new();
-        claim.reader.pending = self.pending;
-        claim
+    pub fn into_answer(self) -> ClaimAnswer {
+        ClaimAnswer::with_pending(self.pending)
     }
 
     fn advance(&mut self, now: Instant) -> Instant {

@@ -1,5 +1,5 @@
 //! Idle phase: `classify`, the initiator's echo/claim detection in both data modes, the responder's
-//! keepalive timeline on a fake clock, and the responder's claim in claim-marker mode. Proptests split the
+//! keepalive timeline on a fake clock, and the responder's answer filter in claim-marker mode. Proptests split the
 //! streams at arbitrary points and check that every data byte arrives exactly once, in order.
 
 use std::time::{Duration, Instant};
@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use revtun_core::keepalive::{
-    Classified, DataMode, InitiatorClaim, InitiatorIdle, KeepaliveAction, KeepaliveConfig,
-    KeepaliveError, MARKER_LEN, MIN_PING_INTERVAL, Marker, RDATA, RPING, ResponderClaim,
+    ClaimAnswer, Classified, DataMode, InitiatorClaim, InitiatorIdle, KeepaliveAction,
+    KeepaliveConfig, KeepaliveError, MARKER_LEN, MIN_PING_INTERVAL, Marker, RDATA, RPING,
     ResponderKeepalive, classify,
 };
 
@@ -281,48 +281,56 @@ fn error_display() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// ResponderClaim
+// ClaimAnswer
 
-#[test]
-fn responder_claim_drops_split_echoes_until_rdata() {
-    let mut claim = ResponderClaim::new();
-    for read in [&b"RP"[..], b"IN", b"GR", b"PINGR", b"DAT"] {
-        assert_eq!(claim.handle_input(read), Ok(None));
+/// Feeds `reads` to `answer`; the data it lets through, or its first error.
+fn filter_all(answer: &mut ClaimAnswer, reads: &[&[u8]]) -> Result<Vec<u8>, KeepaliveError> {
+    let mut data = Vec::new();
+    for read in reads {
+        let range = answer.filter(read)?;
+        assert_eq!(range.end, read.len(), "data is a suffix of its read");
+        data.extend_from_slice(&read[range]);
     }
-    assert!(!claim.is_answered());
-    assert_eq!(
-        claim.handle_input(b"ARPINGdata"),
-        Ok(Some(Bytes::from_static(b"RPINGdata")))
-    );
-    assert_eq!(claim.echoes_dropped(), 2);
-    assert!(claim.is_answered());
-    assert_eq!(
-        claim.handle_input(b"x"),
-        Err(KeepaliveError::AlreadyClaimed)
-    );
+    Ok(data)
 }
 
 #[test]
-fn responder_claim_answer_alone() {
-    let mut claim = ResponderClaim::default();
-    assert_eq!(claim.handle_input(b"RDATA"), Ok(Some(Bytes::new())));
-    assert_eq!(claim.echoes_dropped(), 0);
+fn claim_answer_drops_split_echoes_until_rdata() {
+    let mut answer = ClaimAnswer::new();
+    for read in [&b"RP"[..], b"IN", b"GR", b"PINGR", b"DAT"] {
+        assert_eq!(answer.filter(read), Ok(read.len()..read.len()));
+    }
+    assert!(!answer.is_complete());
+    assert_eq!(answer.filter(b"ARPINGdata"), Ok(1..10));
+    assert_eq!(answer.echoes_dropped(), 2);
+    assert!(answer.is_complete());
+    // From now on every read is data, whole.
+    assert_eq!(answer.filter(b"RDATA"), Ok(0..5));
 }
 
 #[test]
-fn responder_claim_rejects_data_before_the_answer() {
-    let mut claim = ResponderClaim::new();
+fn claim_answer_alone_completes_with_no_data() {
+    let mut answer = ClaimAnswer::default();
+    assert_eq!(answer.filter(b"RDATA"), Ok(5..5));
+    assert!(answer.is_complete());
+    assert_eq!(answer.echoes_dropped(), 0);
+}
+
+#[test]
+fn claim_answer_rejects_data_before_rdata() {
+    let mut answer = ClaimAnswer::new();
     assert_eq!(
-        claim.handle_input(b"RPINGGET / HTTP/1.1"),
+        answer.filter(b"RPINGGET / HTTP/1.1"),
         Err(KeepaliveError::UnexpectedBytes {
             got: Bytes::from_static(b"GET /")
         })
     );
-    assert!(claim.handle_input(b"RDATA").is_err());
+    assert!(answer.filter(b"RDATA").is_err(), "errors are sticky");
+    assert!(!answer.is_complete());
 }
 
 #[test]
-fn responder_claim_keeps_bytes_the_keepalive_buffered() {
+fn claim_answer_keeps_bytes_the_keepalive_buffered() {
     let t0 = origin();
     let mut rng = rng(1);
     let mut ka = ResponderKeepalive::new(KeepaliveConfig::default(), t0, &mut rng);
@@ -334,12 +342,12 @@ fn responder_claim_keeps_bytes_the_keepalive_buffered() {
     // Part of the echo arrives, then the responder claims.
     assert_eq!(ka.handle_input(b"RPI", send, &mut rng), None);
     assert_eq!(ka.buffered(), b"RPI");
-    let mut claim = ka.into_claim();
+    let mut answer = ka.into_answer();
     assert_eq!(
-        claim.handle_input(b"NGRDATAhi"),
-        Ok(Some(Bytes::from_static(b"hi")))
+        filter_all(&mut answer, &[b"NG", b"RDATAhi"]),
+        Ok(b"hi".to_vec())
     );
-    assert_eq!(claim.echoes_dropped(), 1);
+    assert_eq!(answer.echoes_dropped(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -772,10 +780,11 @@ proptest! {
         prop_assert!(matches!(result, Err(KeepaliveError::UnexpectedBytes { .. })), "{:?}", result);
     }
 
-    /// The responder drops the initiator's echoes, split anywhere (part of them possibly still buffered by
-    /// the keepalive when the claim happens), and delivers the data after RDATA once.
+    /// The responder's answer filter drops the initiator's echoes, split anywhere (part of them possibly
+    /// still buffered by the keepalive when the claim happens), strips `RDATA` exactly once, and lets
+    /// every data byte after it through once, in order, whatever its bytes.
     #[test]
-    fn responder_claim_delivers_data_once(
+    fn claim_answer_delivers_data_once(
         echoes in 0usize..5,
         data in prop_oneof![marker_heavy_bytes(16), prop::collection::vec(any::<u8>(), 0..64)],
         before_claim in any::<prop::sample::Index>(),
@@ -792,22 +801,47 @@ proptest! {
         prop_assert_eq!(ka.handle_input(&echo_bytes[..cut], send, &mut rng), None);
         prop_assert_eq!(ka.misses(), 0);
         let consumed_by_keepalive = cut / MARKER_LEN;
-        let mut claim = ka.into_claim();
+        let mut answer = ka.into_answer();
 
         let stream = [echo_bytes[cut..].to_vec(), RDATA.to_vec(), data.clone()].concat();
-        let mut delivered: Option<Vec<u8>> = None;
+        let mut delivered = Vec::new();
         for read in split_at_points(&stream, &points) {
-            match &mut delivered {
-                Some(out) => out.extend_from_slice(&read),
-                None => {
-                    if let Some(first) = claim.handle_input(&read).unwrap() {
-                        delivered = Some(first.to_vec());
-                    }
+            let range = answer.filter(&read).unwrap();
+            prop_assert_eq!(range.end, read.len());
+            prop_assert!(range.is_empty() || answer.is_complete());
+            delivered.extend_from_slice(&read[range]);
+        }
+        prop_assert!(answer.is_complete());
+        prop_assert_eq!(delivered, data);
+        prop_assert_eq!(answer.echoes_dropped() + consumed_by_keepalive, echoes);
+    }
+
+    /// Bytes that are neither whole `RPING`s nor `RDATA` before the answer fail the filter, however the
+    /// stream is split, and nothing before the failure is let through as data.
+    #[test]
+    fn claim_answer_rejects_garbage_before_rdata(
+        pings in 0usize..4,
+        garbage in prop::collection::vec(any::<u8>(), 1..8)
+            .prop_filter("not a marker prefix", |g| {
+                let head = &g[..g.len().min(MARKER_LEN)];
+                !RPING.starts_with(head) && !RDATA.starts_with(head)
+            }),
+        points in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let stream = [RPING.repeat(pings), garbage, RDATA.to_vec(), b"data".to_vec()].concat();
+        let mut answer = ClaimAnswer::new();
+        let mut result = Ok(());
+        for read in split_at_points(&stream, &points) {
+            match answer.filter(&read) {
+                Ok(range) => prop_assert!(range.is_empty(), "data let through before the answer"),
+                Err(error) => {
+                    result = Err(error);
+                    break;
                 }
             }
         }
-        prop_assert_eq!(delivered, Some(data));
-        prop_assert_eq!(claim.echoes_dropped() + consumed_by_keepalive, echoes);
+        prop_assert!(matches!(result, Err(KeepaliveError::UnexpectedBytes { .. })), "{:?}", result);
+        prop_assert!(!answer.is_complete());
     }
 
     /// Random inputs and timer firings: never two pings in flight, a ping only goes out with none in flight,

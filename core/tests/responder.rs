@@ -14,10 +14,10 @@ use revtun_core::handshake::{
     DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, HandshakeRequest, HeadLimits, MalformedRequest,
     Rejection,
 };
-use revtun_core::keepalive::{KeepaliveConfig, RDATA, RPING};
+use revtun_core::keepalive::{ClaimAnswer, KeepaliveConfig, RDATA, RPING};
 use revtun_core::responder::{
     AuthDecision, ClaimId, HandshakeContext, LostReason, NodeSummary, PeerTlsIdentity,
-    RejectReason, Responder, ResponderConfig, ResponderConfigError, ResponderEvent,
+    PendingAnswer, RejectReason, Responder, ResponderConfig, ResponderConfigError, ResponderEvent,
     claim_answer_timeout,
 };
 use revtun_core::stats::StatKind;
@@ -25,10 +25,12 @@ use revtun_core::stats::StatKind;
 // -------------------------------------------------------------------------------------------------------
 // The fake driver
 
-/// An arbitrary origin for the fake clock; only offsets from it matter.
+/// An arbitrary origin for the fake clock, the same for every driver of this process (so traces with
+/// instants in them, such as an answer deadline, compare equal); only offsets from it matter.
 #[allow(clippy::disallowed_methods)]
 fn origin() -> Instant {
-    Instant::now()
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
 }
 
 fn ms(n: u64) -> Duration {
@@ -1076,7 +1078,8 @@ fn claims_wait_fifo_and_are_served_on_registration() {
                 node: "n".into(),
                 cluster: "cl".into(),
                 tenant: "t".into(),
-                data: Bytes::new()
+                data: Bytes::new(),
+                answer: None,
             })
         ]
     );
@@ -1173,15 +1176,41 @@ fn envoy_mode_partial_unit_goes_with_the_hand_out() {
     );
 }
 
+/// The `answer` of a claim-marker `HandedOut`.
+fn pending_answer(out: &[Out]) -> Option<PendingAnswer> {
+    out.iter().find_map(|o| match o {
+        Out::Ev(ResponderEvent::HandedOut { answer, .. }) => answer.clone(),
+        _ => None,
+    })
+}
+
 #[test]
-fn claim_marker_hand_off() {
+fn claim_marker_writes_rdata_and_hands_out_in_the_same_turn() {
     let mut d = Driver::new(config());
     let conn = d.register("n", "cl", "t", true);
-    // A ping in flight does not stop a claim-marker hand-off.
+    // A ping in flight does not stop a claim-marker hand-out.
     let first = d.r.poll_timeout().expect("armed") - d.t0;
     assert_eq!(pings(&d.run_to(first)), vec![conn]);
+    d.now += ms(10);
     let (claim, out) = d.claim("n", None);
-    assert_eq!(out, vec![tx(conn, &RDATA)]);
+    assert_eq!(
+        out,
+        vec![
+            tx(conn, &RDATA),
+            Out::Ev(ResponderEvent::HandedOut {
+                claim,
+                conn,
+                node: "n".into(),
+                cluster: "cl".into(),
+                tenant: "t".into(),
+                data: Bytes::new(),
+                answer: Some(PendingAnswer {
+                    filter: ClaimAnswer::new(),
+                    deadline: d.now + claim_answer_timeout(config().keepalive),
+                }),
+            }),
+        ]
+    );
     assert_eq!(
         d.r.nodes(),
         vec![NodeSummary {
@@ -1189,117 +1218,112 @@ fn claim_marker_hand_off() {
             tenant: "t".into(),
             clusters: vec!["cl".into()],
             idle: 0,
-            claiming: 1,
-            in_use: 0
+            in_use: 1
         }]
     );
-    assert_eq!(d.r.counts().idle, 1, "claiming counts as idle");
-    // The echo of the ping in flight is dropped; no more pings go out.
-    d.now += ms(50);
-    assert!(d.input(conn, b"RPINGRD").is_empty());
-    assert!(pings(&d.run_to(first + ms(700))).is_empty());
-    let out = d.input(conn, b"ATARPING is data here");
-    assert_eq!(
-        out,
-        vec![Out::Ev(ResponderEvent::HandedOut {
-            claim,
-            conn,
-            node: "n".into(),
-            cluster: "cl".into(),
-            tenant: "t".into(),
-            data: Bytes::from_static(b"RPING is data here")
-        })]
-    );
     assert_eq!(d.r.counts().in_use, 1);
+    assert_eq!(d.stat("reverse_connections.claims.waiting"), Some(0));
+    // No more pings, no answer deadline in the core: the tunnel is the driver's.
+    assert!(d.run_to(first + ms(5000)).is_empty());
+    assert!(d.input(conn, b"RPINGRDATA").is_empty());
+    // The driver strips the echo of the ping in flight and the answer; the rest is data.
+    let mut filter = pending_answer(&out).expect("claim-marker mode").filter;
+    let read = b"RPINGRD";
+    assert_eq!(filter.filter(read), Ok(read.len()..read.len()));
+    let read = b"ATARPING is data here";
+    assert_eq!(&read[filter.filter(read).unwrap()], b"RPING is data here");
     assert_eq!(d.stat("reverse_connections.nodes.n"), Some(1));
-    let out = d.closed(conn);
-    assert!(out.is_empty());
+    assert!(d.closed(conn).is_empty());
     assert_eq!(d.stat("reverse_connections.nodes.n"), None);
     assert_eq!(d.r.counts().closed, 1);
 }
 
 #[test]
-fn claim_marker_answer_timeout_requeues_the_claim() {
-    let mut c = config();
-    c.claim_timeout = ms(3000);
-    let answer = claim_answer_timeout(c.keepalive);
-    assert_eq!(answer, ms(1500));
-    let mut d = Driver::new(c);
-    let silent = d.register("n", "cl", "t", true);
-    let (claim, out) = d.claim("n", None);
-    assert_eq!(out, vec![tx(silent, &RDATA)]);
-    assert!(d.run_to(answer - ms(1)).is_empty());
-    let out = d.run_to(answer);
-    assert_eq!(lost(&out), vec![(silent, LostReason::ClaimAnswerTimeout)]);
-    assert!(out.contains(&Out::Close(silent)));
-    assert_eq!(d.stat("reverse_connections.claims.waiting"), Some(1));
-    // The claim waits again and the next tunnel serves it.
-    let next = d.register("n", "cl", "t", true);
-    let out = d.input(next, b"RDATA");
-    assert_eq!(handed_out(&out), vec![(claim, next, Bytes::new())]);
-}
-
-#[test]
-fn claim_marker_protocol_error_and_eof_requeue_the_claim_at_its_place() {
-    let mut c = config();
-    c.claim_timeout = ms(3000);
-    let mut d = Driver::new(c);
-    let t1 = d.register("n", "cl", "t", true);
-    let (claim1, _) = d.claim("n", None);
-    let (claim2, _) = d.claim("n", None);
-    // t1 answers garbage: the claim waits again, still ahead of claim2.
-    let out = d.input(t1, b"HELLO");
-    assert_eq!(lost(&out), vec![(t1, LostReason::ProtocolError)]);
-    assert!(out.contains(&Out::Close(t1)));
-    let t2 = d.register("n", "cl", "t", true);
-    assert_eq!(d.r.nodes()[0].claiming, 1);
-    // t2 closes before answering: claim1 waits again.
-    let out = d.closed(t2);
-    assert_eq!(lost(&out), vec![(t2, LostReason::Closed)]);
-    assert!(!out.contains(&Out::Close(t2)));
-    let t3 = d.register("n", "cl", "t", true);
-    let t4 = d.register("n", "cl", "t", true);
-    let out = d.input(t4, b"RDATA");
-    assert_eq!(handed_out(&out), vec![(claim2, t4, Bytes::new())]);
-    let out = d.input(t3, b"RDATA");
-    assert_eq!(handed_out(&out), vec![(claim1, t3, Bytes::new())]);
-}
-
-#[test]
-fn claim_expiring_or_cancelled_while_claiming_closes_the_tunnel() {
+fn claim_marker_answer_filter_starts_with_the_bytes_the_keepalive_held() {
     let mut d = Driver::new(config());
-    let t1 = d.register("n", "cl", "t", true);
-    let (claim, _) = d.claim("n", None);
-    let out = d.run_to(ms(800));
+    let conn = d.register("n", "cl", "t", true);
+    let first = d.r.poll_timeout().expect("armed") - d.t0;
+    assert_eq!(pings(&d.run_to(first)), vec![conn]);
+    assert!(d.input(conn, b"RPI").is_empty());
+    let (_, out) = d.claim("n", None);
+    let mut filter = pending_answer(&out).expect("claim-marker mode").filter;
+    let read = b"NGRDATAhi";
+    assert_eq!(&read[filter.filter(read).unwrap()], b"hi");
+    assert_eq!(filter.echoes_dropped(), 1);
+}
+
+#[test]
+fn claim_marker_prefers_a_tunnel_with_no_ping_in_flight() {
+    let mut d = Driver::new(config());
+    let older = d.register("n", "cl", "t", true);
+    let first = d.r.poll_timeout().expect("armed") - d.t0;
+    assert_eq!(pings(&d.run_to(first)), vec![older]);
+    let fresh = d.register("n", "cl", "t", true);
+    let (_, out) = d.claim("n", None);
     assert_eq!(
-        out,
-        vec![
-            Out::Close(t1),
-            Out::Ev(ResponderEvent::ClaimExpired { claim }),
-            Out::Ev(ResponderEvent::TunnelLost {
-                conn: t1,
-                node: "n".into(),
-                reason: LostReason::ClaimWithdrawn
-            })
-        ]
+        handed_out(&out)[0].1,
+        fresh,
+        "the fresh tunnel, not the oldest"
     );
-    let t2 = d.register("n", "cl", "t", true);
+    // With no fresh tunnel left, the one with a ping in flight (no echo missed yet) is handed out.
+    let (_, out) = d.claim("n", None);
+    assert_eq!(out.first(), Some(&tx(older, &RDATA)));
+    assert_eq!(handed_out(&out)[0].1, older);
+}
+
+#[test]
+fn a_tunnel_with_a_missed_echo_is_not_handed_out_until_it_echoes() {
+    let mut d = Driver::new(config());
+    let conn = d.register("n", "cl", "t", true);
+    let first = d.r.poll_timeout().expect("armed") - d.t0;
+    assert_eq!(pings(&d.run_to(first)), vec![conn]);
+    // The echo deadline (interval / 2) passes: one miss, the tunnel may be dead.
+    assert!(d.run_to(first + ms(500)).is_empty());
+    let (claim, out) = d.claim("n", None);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(d.stat("reverse_connections.claims.waiting"), Some(1));
+    // The late echo proves it alive: the waiting claim gets it at once.
+    d.now = d.t0 + first + ms(600);
+    let out = d.input(conn, &RPING);
+    assert_eq!(out.first(), Some(&tx(conn, &RDATA)));
+    assert_eq!(handed_out(&out), vec![(claim, conn, Bytes::new())]);
+}
+
+#[test]
+fn claim_marker_tunnel_that_dies_after_the_hand_out_does_not_requeue_its_claim() {
+    let mut d = Driver::new(config());
+    let dead = d.register("n", "cl", "t", true);
+    let (_, out) = d.claim("n", None);
+    assert_eq!(handed_out(&out)[0].1, dead);
+    // The initiator was gone: the driver's read side fails and it reports the close. Nothing follows
+    // in the core: the user's stream failed, no claim waits again, no other tunnel is taken.
+    let spare = d.register("n", "cl", "t", true);
+    assert!(d.closed(dead).is_empty());
+    assert_eq!(d.stat("reverse_connections.claims.waiting"), Some(0));
+    assert_eq!(d.r.nodes()[0].idle, 1);
+    let (_, out) = d.claim("n", None);
+    assert_eq!(handed_out(&out)[0].1, spare);
+}
+
+#[test]
+fn claims_waiting_for_a_tunnel_expire_or_are_cancelled_without_touching_tunnels() {
+    let mut d = Driver::new(config());
     let (claim, _) = d.claim("n", None);
-    let out = d.cancel(claim);
     assert_eq!(
-        out,
-        vec![
-            Out::Close(t2),
-            Out::Ev(ResponderEvent::TunnelLost {
-                conn: t2,
-                node: "n".into(),
-                reason: LostReason::ClaimWithdrawn
-            })
-        ]
+        d.run_to(ms(800)),
+        vec![Out::Ev(ResponderEvent::ClaimExpired { claim })]
     );
-    // A late RDATA answer for a forgotten tunnel is ignored.
-    assert!(d.input(t2, b"RDATA").is_empty());
-    assert_eq!(d.r.counts().live(), 0);
+    let (claim, _) = d.claim("n", None);
+    assert!(d.cancel(claim).is_empty());
+    // A tunnel registering afterwards stays idle: nothing waits.
+    let conn = d.register("n", "cl", "t", true);
+    assert_eq!(d.r.nodes()[0].idle, 1);
+    assert_eq!(d.r.counts().live(), 1);
+    assert!(
+        d.closed(conn)
+            .iter()
+            .any(|o| matches!(o, Out::Ev(ResponderEvent::TunnelLost { .. })))
+    );
 }
 
 #[test]
@@ -1451,10 +1475,11 @@ fn shutdown_closes_everything_but_in_use_tunnels() {
     let pending = d.accept(1);
     let idle = d.register("n", "cl", "t", false);
     let used = d.register("n", "cl", "t", false);
-    let claiming = d.register("m", "cl", "t", true);
+    let marker = d.register("m", "cl", "t", true);
     let (_, out) = d.claim("n", None);
     assert_eq!(handed_out(&out)[0].1, idle);
-    let (claim_m, _) = d.claim("m", None);
+    let (_, out) = d.claim("m", None);
+    assert_eq!(handed_out(&out)[0].1, marker);
     let (claim_x, _) = d.claim("x", None);
     d.r.shutdown(d.now);
     let out = d.drain();
@@ -1463,7 +1488,6 @@ fn shutdown_closes_everything_but_in_use_tunnels() {
         vec![
             Out::Close(pending),
             Out::Close(used),
-            Out::Close(claiming),
             Out::Ev(ResponderEvent::Rejected {
                 conn: pending,
                 reason: RejectReason::Shutdown
@@ -1473,16 +1497,10 @@ fn shutdown_closes_everything_but_in_use_tunnels() {
                 node: "n".into(),
                 reason: LostReason::Shutdown
             }),
-            Out::Ev(ResponderEvent::TunnelLost {
-                conn: claiming,
-                node: "m".into(),
-                reason: LostReason::Shutdown
-            }),
-            Out::Ev(ResponderEvent::ClaimExpired { claim: claim_m }),
             Out::Ev(ResponderEvent::ClaimExpired { claim: claim_x }),
         ]
     );
-    assert_eq!(d.r.counts().live(), 1);
+    assert_eq!(d.r.counts().live(), 2);
     assert_eq!(d.r.poll_timeout(), None);
     // Afterwards: new connections close at once, claims expire at once, accepting stays off.
     d.r.set_accepting(true);
@@ -1501,8 +1519,9 @@ fn shutdown_closes_everything_but_in_use_tunnels() {
     );
     let (claim, out) = d.claim("n", None);
     assert_eq!(out, vec![Out::Ev(ResponderEvent::ClaimExpired { claim })]);
-    // The in-use tunnel is closed by the driver as usual.
+    // The in-use tunnels are closed by the driver as usual.
     assert!(d.closed(idle).is_empty());
+    assert!(d.closed(marker).is_empty());
     assert_eq!(d.r.counts().live(), 0);
 }
 
@@ -1576,16 +1595,14 @@ fn scenario(seed: [u8; 32]) -> Vec<(Duration, Out)> {
         conns.push(d.register(&node, "cl", "t", cm));
         d.now += ms(37);
     }
-    for step in 0..40u64 {
+    for step in 0..60u64 {
         let at = d.elapsed() + ms(97);
         let out = d.run_to(at);
-        // Echo every other ping; answer RDATA.
+        // Echo every other ping; claims are handed out at once in both modes.
         for o in &out {
             if let Out::Tx(conn, data) = o {
                 if data[..] == RPING && step % 2 == 0 {
                     d.input(*conn, &RPING);
-                } else if data[..] == RDATA {
-                    d.input(*conn, b"RDATAhi");
                 }
             }
         }

@@ -9,8 +9,9 @@
 //! Pings are the environment: their times come from the machine's seeded jitter, so the model learns of
 //! them from the `RPING` transmits, as a driver would, and keeps the set of tunnels with a ping in flight.
 //! Every pool decision is predicted by the model and compared exactly: which claim gets which tunnel and
-//! when (FIFO per node, oldest claim first, cluster claims round-robin over the cluster's nodes, Envoy-mode
-//! tunnels only with no ping in flight, claim-marker tunnels at once), which claims expire, and the counts.
+//! when (FIFO per node among the freshest tunnels, oldest claim first, cluster claims round-robin over the
+//! cluster's nodes; tunnels with no ping in flight first, claim-marker tunnels also with a ping in flight
+//! while its echo is not overdue, never a tunnel with a missed echo), which claims expire, and the counts.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,6 +30,8 @@ const TENANTS: [&str; 2] = ["ta", "tb"];
 /// Every tunnel registers with this cluster; claiming it round-robins over the nodes.
 const CLUSTER: &str = "c";
 const CLAIM_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The keepalive's echo deadline: half the 1 s ping interval.
+const ECHO_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Debug)]
 enum Transition {
@@ -91,8 +94,8 @@ struct Model {
     /// Live tunnels: key and whether it uses the claim marker.
     tunnels: BTreeMap<ConnId, (Key, bool)>,
     in_use: BTreeSet<ConnId>,
-    /// Idle Envoy-mode or claim-marker tunnels with a ping in flight (learned from the transmits).
-    in_flight: BTreeSet<ConnId>,
+    /// Idle tunnels with a ping in flight (learned from the transmits), with when it was sent.
+    in_flight: BTreeMap<ConnId, Instant>,
     /// Waiting claims, oldest first: (claim, tenant, target, deadline).
     waiting: VecDeque<(ClaimId, String, String, Instant)>,
     /// Round-robin cursor of the cluster per tenant: the node served last (forgotten with the cluster's
@@ -101,21 +104,30 @@ struct Model {
 }
 
 impl Model {
-    fn eligible(&self, conn: ConnId) -> bool {
-        let cm = self.tunnels.get(&conn).is_some_and(|&(_, cm)| cm);
-        cm || !self.in_flight.contains(&conn)
+    /// Whether the tunnel's ping, if any, has missed its echo deadline (half the ping interval) at `now`.
+    fn missed(&self, conn: ConnId, now: Instant) -> bool {
+        self.in_flight
+            .get(&conn)
+            .is_some_and(|&sent| now >= sent + ECHO_TIMEOUT)
     }
 
-    fn first_eligible(&self, key: &Key) -> Option<ConnId> {
-        self.idle
-            .get(key)?
+    /// The oldest idle tunnel of `key` with no ping in flight; else the oldest claim-marker one whose
+    /// ping in flight is not overdue.
+    fn first_eligible(&self, key: &Key, now: Instant) -> Option<ConnId> {
+        let idle = self.idle.get(key)?;
+        let fresh = idle
             .iter()
             .copied()
-            .find(|&c| self.eligible(c))
+            .find(|c| !self.in_flight.contains_key(c));
+        fresh.or_else(|| {
+            idle.iter()
+                .copied()
+                .find(|&c| self.tunnels.get(&c).is_some_and(|&(_, cm)| cm) && !self.missed(c, now))
+        })
     }
 
     /// The tunnel a claim gets now, if any.
-    fn pick(&mut self, tenant: &str, target: &str) -> Option<ConnId> {
+    fn pick(&mut self, tenant: &str, target: &str, now: Instant) -> Option<ConnId> {
         if target == CLUSTER {
             // The cluster's nodes: those with a live tunnel in this tenant.
             let nodes: Vec<String> = self
@@ -132,14 +144,14 @@ impl Model {
             };
             for i in 0..nodes.len() {
                 let node = &nodes[(start + i) % nodes.len()];
-                if let Some(conn) = self.first_eligible(&(tenant.to_owned(), node.clone())) {
+                if let Some(conn) = self.first_eligible(&(tenant.to_owned(), node.clone()), now) {
                     self.cursor.insert(tenant.to_owned(), node.clone());
                     return Some(conn);
                 }
             }
             return None;
         }
-        self.first_eligible(&(tenant.to_owned(), target.to_owned()))
+        self.first_eligible(&(tenant.to_owned(), target.to_owned()), now)
     }
 
     fn take(&mut self, conn: ConnId) {
@@ -152,11 +164,11 @@ impl Model {
     }
 
     /// Serves waiting claims oldest first; returns the expected hand-outs in order.
-    fn serve(&mut self) -> Vec<(ClaimId, ConnId)> {
+    fn serve(&mut self, now: Instant) -> Vec<(ClaimId, ConnId)> {
         let mut served = Vec::new();
         let waiting: Vec<_> = self.waiting.iter().cloned().collect();
         for (claim, tenant, target, _) in waiting {
-            if let Some(conn) = self.pick(&tenant, &target) {
+            if let Some(conn) = self.pick(&tenant, &target, now) {
                 self.take(conn);
                 self.waiting.retain(|w| w.0 != claim);
                 served.push((claim, conn));
@@ -198,22 +210,26 @@ struct Sut {
 struct Observed {
     handed_out: Vec<(ClaimId, ConnId)>,
     expired: Vec<ClaimId>,
-    pings: Vec<ConnId>,
+    /// Pings sent, with when.
+    pings: Vec<(ConnId, Instant)>,
+    /// `RDATA` transmits not yet matched with their hand-out.
+    rdata: Vec<ConnId>,
     registered: Vec<ConnId>,
     lost: Vec<ConnId>,
 }
 
 impl Sut {
-    /// Drains the machine like a driver: answers `RDATA` at once (the initiator's side), records the rest.
+    /// Drains the machine like a driver and records what it did. `RDATA` must come right before its
+    /// tunnel's hand-out (the answer is the driver's to read).
     fn drain(&mut self, seen: &mut Observed) {
         loop {
             let mut progressed = false;
             while let Some(t) = self.r.poll_transmit() {
                 progressed = true;
                 if t.data[..] == RPING {
-                    seen.pings.push(t.conn);
+                    seen.pings.push((t.conn, self.now));
                 } else if t.data[..] == RDATA {
-                    self.r.handle_input(t.conn, &RDATA, self.now);
+                    seen.rdata.push(t.conn);
                 }
             }
             if let Some(c) = self.r.poll_command() {
@@ -222,7 +238,21 @@ impl Sut {
             while let Some(e) = self.r.poll_event() {
                 progressed = true;
                 match e {
-                    ResponderEvent::HandedOut { claim, conn, .. } => {
+                    ResponderEvent::HandedOut {
+                        claim,
+                        conn,
+                        answer,
+                        ..
+                    } => {
+                        let claim_marker = answer.is_some();
+                        assert_eq!(
+                            claim_marker,
+                            self.model.tunnels.get(&conn).is_some_and(|t| t.1),
+                            "an answer filter exactly for claim-marker tunnels"
+                        );
+                        if claim_marker {
+                            assert_eq!(seen.rdata.pop(), Some(conn), "RDATA before the hand-out");
+                        }
                         seen.handed_out.push((claim, conn));
                     }
                     ResponderEvent::ClaimExpired { claim } => seen.expired.push(claim),
@@ -304,7 +334,7 @@ impl StateMachineTest for Sut {
                 let key = (TENANTS[tenant].to_owned(), NODES[node].to_owned());
                 sut.model.tunnels.insert(conn, (key.clone(), claim_marker));
                 sut.model.idle.entry(key).or_default().push_back(conn);
-                expected_handed = sut.model.serve();
+                expected_handed = sut.model.serve(sut.now);
                 sut.drain(&mut seen);
                 assert_eq!(seen.registered, vec![conn]);
             }
@@ -318,7 +348,7 @@ impl StateMachineTest for Sut {
                     target.to_owned(),
                     sut.now + CLAIM_TIMEOUT,
                 ));
-                expected_handed = sut.model.serve();
+                expected_handed = sut.model.serve(sut.now);
                 sut.drain(&mut seen);
             }
             Transition::Close { pick } => {
@@ -333,11 +363,11 @@ impl StateMachineTest for Sut {
                 }
             }
             Transition::Echo { pick } => {
-                let in_flight: Vec<ConnId> = sut.model.in_flight.iter().copied().collect();
+                let in_flight: Vec<ConnId> = sut.model.in_flight.keys().copied().collect();
                 if let Some(&conn) = in_flight.get(pick % in_flight.len().max(1)) {
                     sut.r.handle_input(conn, &RPING, sut.now);
                     sut.model.in_flight.remove(&conn);
-                    expected_handed = sut.model.serve();
+                    expected_handed = sut.model.serve(sut.now);
                     sut.drain(&mut seen);
                 }
             }
@@ -360,16 +390,16 @@ impl StateMachineTest for Sut {
                     sut.drain(&mut seen);
                 }
                 sut.now = end;
-                for &conn in &seen.pings {
+                for &(conn, sent) in &seen.pings {
                     assert!(
-                        !sut.model.in_flight.contains(&conn),
+                        !sut.model.in_flight.contains_key(&conn),
                         "two pings in flight on {conn}"
                     );
                     assert!(
                         !sut.model.in_use.contains(&conn),
                         "ping on a handed-out {conn}"
                     );
-                    sut.model.in_flight.insert(conn);
+                    sut.model.in_flight.insert(conn, sent);
                 }
                 let now = sut.now;
                 expected_expired = sut
@@ -382,11 +412,13 @@ impl StateMachineTest for Sut {
                 sut.model.waiting.retain(|w| w.3 > now);
             }
         }
-        // Claim-marker hand-offs complete when the `RDATA` answer is read, after the Envoy-mode ones of
-        // the same step: compare in claim order.
-        seen.handed_out.sort();
-        expected_handed.sort();
+        // Both modes hand out in the same step as the claim finds the tunnel, oldest claim first.
         assert_eq!(seen.handed_out, expected_handed, "hand-outs");
+        assert!(
+            seen.rdata.is_empty(),
+            "RDATA with no hand-out: {:?}",
+            seen.rdata
+        );
         assert_eq!(seen.expired, expected_expired, "expiries");
         for (_, conn) in &seen.handed_out {
             assert!(sut.model.in_use.contains(conn));

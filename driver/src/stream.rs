@@ -1,5 +1,7 @@
 //! [`TunnelStream`]: a claimed tunnel as the user gets it.
 
+mod answer;
+
 use std::fmt;
 use std::io;
 use std::pin::Pin;
@@ -13,16 +15,23 @@ use revtun_core::command::ConnId;
 use crate::msg::Internal;
 use crate::runtime::BoxStream;
 
+pub(crate) use answer::AnswerRead;
+
 /// A claimed tunnel: a plain byte stream to the peer's service (initiator side: to the responder's client;
 /// responder side: to the service behind the initiator).
 ///
 /// Reads first return the bytes the core had already read past the protocol (the leftover), then the
-/// socket's. `poll_close` shuts down the write direction only (a half-close: reading goes on). Dropping
+/// socket's. On the responder side in claim-marker mode the stream is handed out right after `RDATA` was
+/// written: its reads strip the initiator's answer first, and fail (EOF, a protocol error, or a timeout at
+/// the core's answer deadline) if the tunnel turns out dead; after the answer they read straight
+/// through. `poll_close` shuts down the write direction only (a half-close: reading goes on). Dropping
 /// the stream closes the connection and tells the machine that the in-use tunnel ended (its gauges and
 /// per-host or per-node caps count it until then).
 pub struct TunnelStream {
     inner: BoxStream,
     leftover: Bytes,
+    /// Claim-marker mode, responder side: the initiator's answer still to strip.
+    answer: Option<AnswerRead>,
     conn: ConnId,
     report: Option<Sender<Internal>>,
 }
@@ -37,9 +46,16 @@ impl TunnelStream {
         Self {
             inner,
             leftover,
+            answer: None,
             conn,
             report: Some(report),
         }
+    }
+
+    /// The same stream, its reads stripping the initiator's answer first.
+    pub(crate) fn with_answer(mut self, answer: AnswerRead) -> Self {
+        self.answer = Some(answer);
+        self
     }
 
     /// The core's id of this tunnel (the `id` of its [`TunnelInfo`](crate::TunnelInfo) on the initiator
@@ -54,6 +70,7 @@ impl fmt::Debug for TunnelStream {
         f.debug_struct("TunnelStream")
             .field("conn", &self.conn)
             .field("leftover", &self.leftover.len())
+            .field("awaiting_answer", &self.answer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +91,13 @@ impl AsyncRead for TunnelStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(answer) = &mut this.answer {
+            let read = answer.poll_read(&mut this.inner, &mut this.leftover, cx, buf);
+            if answer.is_complete() {
+                this.answer = None;
+            }
+            return read;
+        }
         if !this.leftover.is_empty() && !buf.is_empty() {
             let n = this.leftover.len().min(buf.len());
             buf[..n].copy_from_slice(&this.leftover[..n]);

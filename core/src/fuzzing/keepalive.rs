@@ -1,4 +1,4 @@
-//! Fuzz body for the idle phase: [`InitiatorIdle`], [`ResponderClaim`] and [`ResponderKeepalive`].
+//! Fuzz body for the idle phase: [`InitiatorIdle`], [`ClaimAnswer`] and [`ResponderKeepalive`].
 
 use std::time::{Duration, Instant};
 
@@ -6,8 +6,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 use crate::keepalive::{
-    DataMode, InitiatorIdle, KeepaliveAction, KeepaliveConfig, KeepaliveError, MARKER_LEN, RDATA,
-    RPING, ResponderClaim, ResponderKeepalive,
+    ClaimAnswer, DataMode, InitiatorIdle, KeepaliveAction, KeepaliveConfig, KeepaliveError,
+    MARKER_LEN, RDATA, RPING, ResponderKeepalive,
 };
 
 /// Control bytes before the payload; shorter inputs read as if padded with zeros.
@@ -33,10 +33,11 @@ const SCHEDULE: std::ops::Range<usize> = 2..10;
 ///
 /// The stream is the payload itself when raw, otherwise `RPING × n ‖ [RDATA in claim-marker mode] ‖ payload`.
 /// It is split by the schedule and fed to [`InitiatorIdle`] in the flagged mode, and (as
-/// `RPING × n ‖ RDATA ‖ payload` when not raw) to [`ResponderClaim`]. Both are compared with a whole-buffer
+/// `RPING × n ‖ RDATA ‖ payload` when not raw) to [`ClaimAnswer`]. Both are compared with a whole-buffer
 /// reference: the same echo count, the same claim, and every data byte delivered exactly once, in order
-/// (the claim's data followed by all later reads, which the data phase reads directly); a stream the
-/// reference rejects must fail with [`KeepaliveError::UnexpectedBytes`], and stay failed.
+/// (the claim's data followed by all later reads, which the data phase reads directly; the answer filter
+/// passes those through itself, each as a suffix of its read); a stream the reference rejects must fail
+/// with [`KeepaliveError::UnexpectedBytes`], and stay failed.
 ///
 /// Then each payload byte drives a [`ResponderKeepalive`] (low 3 bits: operation, high 5 bits: argument):
 /// fire the timer when due, advance time and fire it, feed an echo, a partial echo, a garbage byte, `RDATA`,
@@ -77,7 +78,7 @@ pub fn keepalive(data: &[u8]) {
         }),
     );
 
-    // ResponderClaim: always claim-marker mode.
+    // ClaimAnswer: always claim-marker mode.
     let stream = if raw {
         payload.to_vec()
     } else {
@@ -85,16 +86,7 @@ pub fn keepalive(data: &[u8]) {
     };
     let reads = split(&stream, &schedule);
     let expected = reference(DataMode::ClaimMarker, &stream);
-    let mut claim = ResponderClaim::new();
-    let outcome = run(&reads, |read| {
-        let before = claim.echoes_dropped();
-        let out = claim.handle_input(read)?;
-        Ok((
-            claim.echoes_dropped() - before,
-            out.map(|data| (true, data)),
-        ))
-    });
-    check(&expected, outcome);
+    check(&expected, run_answer(&reads));
 
     drive_keepalive(byte(10), byte(11), payload);
 }
@@ -160,6 +152,35 @@ fn run(
         }
     }
     Ok((pings, claimed))
+}
+
+/// Feeds every read to a [`ClaimAnswer`], collecting the data ranges it returns.
+fn run_answer(reads: &[Vec<u8>]) -> Outcome {
+    let mut answer = ClaimAnswer::new();
+    let mut delivered = Vec::new();
+    for read in reads {
+        match answer.filter(read) {
+            Ok(range) => {
+                assert_eq!(range.end, read.len(), "data is a suffix of the read");
+                assert!(
+                    range.is_empty() || answer.is_complete(),
+                    "data before RDATA"
+                );
+                delivered.extend_from_slice(&read[range]);
+            }
+            Err(error) => {
+                assert_eq!(
+                    answer.filter(&RDATA),
+                    Err(error.clone()),
+                    "errors are sticky"
+                );
+                assert!(!answer.is_complete());
+                return Err(error);
+            }
+        }
+    }
+    let pings = answer.echoes_dropped();
+    Ok((pings, answer.is_complete().then_some((true, delivered))))
 }
 
 fn check(expected: &Expected<'_>, outcome: Outcome) {

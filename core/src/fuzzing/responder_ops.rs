@@ -472,10 +472,7 @@ impl Harness {
         );
         let summaries = self.r.nodes();
         assert_eq!(
-            summaries
-                .iter()
-                .map(|n| n.idle + n.claiming + n.in_use)
-                .sum::<u64>(),
+            summaries.iter().map(|n| n.idle + n.in_use).sum::<u64>(),
             live_tunnels
         );
         self.counters = StatsSnapshot::new();

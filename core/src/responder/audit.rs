@@ -7,13 +7,13 @@ use std::net::IpAddr;
 use super::Responder;
 use super::pool::Pool;
 use super::timers::TimerKey;
-use super::tunnel::{Conn, ConnState, Phase};
+use super::tunnel::ConnState;
 use crate::command::ConnId;
 use crate::stats::TunnelCounts;
 
 impl Responder {
     /// Recomputes the tunnel counts, the pending-handshake index, the pool (idle queues, gauges, node
-    /// summaries), the timer table and the claim bindings from the connections and claims, and compares
+    /// summaries), the timer table and the claim expiries from the connections and claims, and compares
     /// them with the incrementally maintained ones. Also checks `opened == closed + live`.
     ///
     /// # Errors
@@ -31,7 +31,7 @@ impl Responder {
         for (&id, conn) in &self.conns {
             match conn.state() {
                 ConnState::Handshaking => counts.handshaking += 1,
-                ConnState::Idle | ConnState::Claiming => counts.idle += 1,
+                ConnState::Idle => counts.idle += 1,
                 ConnState::InUse => counts.in_use += 1,
             }
             if let Some(peer) = conn.handshake_peer() {
@@ -54,15 +54,6 @@ impl Responder {
                     "{id}: timer {:?} armed, {timer:?} due",
                     self.timers.get(TimerKey::Conn(id))
                 ));
-            }
-            if let Conn::Tunnel(t) = conn {
-                if let Phase::Claiming { claim, .. } = t.phase {
-                    if self.claims.get(claim).and_then(|c| c.tunnel) != Some(id) {
-                        return Err(format!(
-                            "{id} claiming for {claim}, which is not bound to it"
-                        ));
-                    }
-                }
             }
         }
         if counts != self.counts {
@@ -104,22 +95,6 @@ impl Responder {
             armed += 1;
             if self.timers.get(TimerKey::Claim(id)) != Some(claim.deadline) {
                 return Err(format!("{id}: expiry not armed"));
-            }
-            if self.claims.is_waiting(id) != claim.tunnel.is_none() {
-                return Err(format!("{id}: waiting set out of date"));
-            }
-            if let Some(conn) = claim.tunnel {
-                let bound = match self.conns.get(&conn) {
-                    Some(Conn::Tunnel(t)) => {
-                        matches!(t.phase, Phase::Claiming { claim, .. } if claim == id)
-                    }
-                    _ => false,
-                };
-                if !bound {
-                    return Err(format!(
-                        "{id} bound to {conn}, which is not claiming for it"
-                    ));
-                }
             }
         }
         if armed != self.timers.len() {

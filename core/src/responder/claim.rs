@@ -1,10 +1,8 @@
 //! Claims: requests for a tunnel, waiting oldest first until one is handed out or the claim expires.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
-
-use crate::command::ConnId;
 
 /// One claim, allocated by [`Responder::claim`](super::Responder::claim); unique for the machine's
 /// lifetime, increasing in the order claims were made.
@@ -17,7 +15,7 @@ impl fmt::Display for ClaimId {
     }
 }
 
-/// A claim not answered yet.
+/// A claim not answered yet: it waits for a tunnel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Claim {
     /// The id asked for: a cluster first, then a node.
@@ -26,17 +24,13 @@ pub(super) struct Claim {
     pub scope: String,
     /// When the claim expires.
     pub deadline: Instant,
-    /// Claim-marker mode: the tunnel that was sent `RDATA` for this claim and has not answered yet.
-    pub tunnel: Option<ConnId>,
 }
 
-/// All unanswered claims, and which of them wait for a tunnel.
+/// All unanswered claims, served oldest (smallest id) first. A claim is answered in the same turn as it
+/// gets a tunnel (in both data modes), so every unanswered claim waits.
 #[derive(Debug, Default)]
 pub(super) struct Claims {
     claims: BTreeMap<ClaimId, Claim>,
-    /// Claims with no tunnel, served oldest (smallest id) first. A claim whose tunnel died comes back
-    /// here in its place by age, ahead of every newer claim.
-    waiting: BTreeSet<ClaimId>,
     next: u64,
 }
 
@@ -50,9 +44,6 @@ impl Claims {
 
     /// Adds a claim that waits for a tunnel.
     pub fn insert(&mut self, id: ClaimId, claim: Claim) {
-        if claim.tunnel.is_none() {
-            self.waiting.insert(id);
-        }
         self.claims.insert(id, claim);
     }
 
@@ -63,34 +54,12 @@ impl Claims {
 
     /// Forgets an answered, expired or cancelled claim.
     pub fn remove(&mut self, id: ClaimId) -> Option<Claim> {
-        self.waiting.remove(&id);
         self.claims.remove(&id)
-    }
-
-    /// The claim now waits for `tunnel`'s answer to `RDATA`.
-    pub fn bind(&mut self, id: ClaimId, tunnel: ConnId) {
-        if let Some(claim) = self.claims.get_mut(&id) {
-            claim.tunnel = Some(tunnel);
-            self.waiting.remove(&id);
-        }
-    }
-
-    /// The claim's tunnel died before answering: it waits again, in its place by age.
-    pub fn requeue(&mut self, id: ClaimId) {
-        if let Some(claim) = self.claims.get_mut(&id) {
-            claim.tunnel = None;
-            self.waiting.insert(id);
-        }
-    }
-
-    /// The waiting claims, oldest first.
-    pub fn waiting(&self) -> Vec<ClaimId> {
-        self.waiting.iter().copied().collect()
     }
 
     /// Whether any claim waits for a tunnel.
     pub fn any_waiting(&self) -> bool {
-        !self.waiting.is_empty()
+        !self.claims.is_empty()
     }
 
     /// Every unanswered claim, oldest first.
@@ -104,13 +73,7 @@ impl Claims {
         self.claims.iter().map(|(&id, claim)| (id, claim))
     }
 
-    /// Whether the claim is in the waiting set.
-    #[cfg(feature = "fuzzing")]
-    pub fn is_waiting(&self, id: ClaimId) -> bool {
-        self.waiting.contains(&id)
-    }
-
-    /// Number of unanswered claims (waiting or waiting for an `RDATA` answer).
+    /// Number of unanswered claims.
     pub fn len(&self) -> usize {
         self.claims.len()
     }

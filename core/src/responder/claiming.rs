@@ -1,13 +1,13 @@
-//! Claims: making, serving (Envoy-mode and claim-marker hand-off), expiring and cancelling them.
+//! Claims: making, serving (the hand-out, in both data modes at once), expiring and cancelling them.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::claim::{Claim, ClaimId};
-use super::event::{LostReason, ResponderEvent};
+use super::event::{PendingAnswer, ResponderEvent};
 use super::timers::TimerKey;
-use super::tunnel::{Conn, Phase, Tunnel};
+use super::tunnel::{Conn, Phase};
 use super::{Responder, claim_answer_timeout};
 use crate::backoff::saturating_add;
 use crate::command::ConnId;
@@ -38,7 +38,6 @@ impl Responder {
                 target: id.to_owned(),
                 scope: self.scope(tenant.unwrap_or_default()),
                 deadline,
-                tunnel: None,
             },
         );
         self.timers.set(TimerKey::Claim(claim_id), Some(deadline));
@@ -46,22 +45,18 @@ impl Responder {
         claim_id
     }
 
-    /// Withdraws a claim whose front-door client went away. No event follows. A tunnel already sent
-    /// `RDATA` for it cannot return to the pool: it is closed ([`LostReason::ClaimWithdrawn`]). Unknown or
-    /// answered claims are ignored.
+    /// Withdraws a claim whose front-door client went away. No event follows. Unknown or answered claims
+    /// are ignored.
     pub fn cancel_claim(&mut self, claim: ClaimId, now: Instant) {
         self.advance(now);
-        let Some(removed) = self.claims.remove(claim) else {
+        if self.claims.remove(claim).is_none() {
             tracing::trace!(%claim, "cancel_claim: unknown or answered claim ignored");
             return;
-        };
-        self.timers.set(TimerKey::Claim(claim), None);
-        if let Some(tunnel) = removed.tunnel {
-            self.lose(tunnel, LostReason::ClaimWithdrawn, true);
         }
+        self.timers.set(TimerKey::Claim(claim), None);
     }
 
-    /// A claim's deadline passed (or shutdown): `ClaimExpired`, and its claiming tunnel (if any) closed.
+    /// A claim's deadline passed (or shutdown): `ClaimExpired`.
     pub(super) fn expire_claim(&mut self, claim: ClaimId) {
         let Some(removed) = self.claims.remove(claim) else {
             return;
@@ -72,9 +67,6 @@ impl Responder {
         self.out
             .events
             .push_back(ResponderEvent::ClaimExpired { claim });
-        if let Some(tunnel) = removed.tunnel {
-            self.lose(tunnel, LostReason::ClaimWithdrawn, true);
-        }
     }
 
     /// Serves waiting claims, oldest first, from the claimable tunnels.
@@ -82,91 +74,60 @@ impl Responder {
         if !self.claims.any_waiting() {
             return;
         }
-        for claim_id in self.claims.waiting() {
+        for claim_id in self.claims.ids() {
             let Some(claim) = self.claims.get(claim_id) else {
                 continue;
             };
             let (scope, target) = (claim.scope.clone(), claim.target.clone());
             let conns = &self.conns;
-            let picked = self.pool.pick(&scope, &target, |conn| {
-                conns.get(&conn).is_some_and(Conn::claimable)
-            });
+            let picked = self
+                .pool
+                .pick(&scope, &target, |conn| conns.get(&conn)?.readiness());
             if let Some(conn) = picked {
                 self.hand_out(claim_id, conn, now);
             }
         }
     }
 
-    /// Gives a claimable tunnel to a claim: at once in Envoy mode; with `RDATA` in claim-marker mode.
+    /// Gives a claimable tunnel to a claim, at once in both modes; in claim-marker mode `RDATA` goes out
+    /// first and the initiator's answer is left to the read side ([`PendingAnswer`]).
     fn hand_out(&mut self, claim: ClaimId, conn: ConnId, now: Instant) {
-        let mode = match self.conns.get(&conn) {
-            Some(Conn::Tunnel(tunnel)) => tunnel.mode,
-            _ => return,
-        };
-        match mode {
-            DataMode::Envoy => {
-                let data = self.set_state(conn, |old| match old {
-                    Some(Conn::Tunnel(mut tunnel)) => {
-                        let data = match &tunnel.phase {
-                            Phase::Idle { keepalive, .. } => {
-                                Bytes::copy_from_slice(keepalive.buffered())
-                            }
-                            _ => Bytes::new(),
-                        };
-                        tunnel.phase = Phase::InUse;
-                        (Some(Conn::Tunnel(tunnel)), data)
+        let answer_deadline = saturating_add(now, claim_answer_timeout(self.config.keepalive));
+        let handed = self.set_state(conn, |old| match old {
+            Some(Conn::Tunnel(mut tunnel)) => {
+                let phase = std::mem::replace(&mut tunnel.phase, Phase::InUse);
+                let handed = match (tunnel.mode, phase) {
+                    (DataMode::Envoy, Phase::Idle { keepalive, .. }) => {
+                        Some((Bytes::copy_from_slice(keepalive.buffered()), None))
                     }
-                    other => (other, Bytes::new()),
-                });
-                self.answer(claim, conn, data);
+                    (DataMode::ClaimMarker, Phase::Idle { keepalive, .. }) => {
+                        let answer = PendingAnswer {
+                            filter: keepalive.into_answer(),
+                            deadline: answer_deadline,
+                        };
+                        Some((Bytes::new(), Some(answer)))
+                    }
+                    (_, phase) => {
+                        tunnel.phase = phase;
+                        None
+                    }
+                };
+                (Some(Conn::Tunnel(tunnel)), handed)
             }
-            DataMode::ClaimMarker => {
-                tracing::debug!(%claim, %conn, "claim-marker hand-off: RDATA sent");
-                self.transmit(conn, Marker::Data.frame());
-                let deadline = saturating_add(now, claim_answer_timeout(self.config.keepalive));
-                self.set_state(conn, |old| match old {
-                    Some(Conn::Tunnel(Tunnel {
-                        membership,
-                        mode,
-                        phase: Phase::Idle { keepalive, .. },
-                    })) => (
-                        Some(Conn::Tunnel(Tunnel {
-                            membership,
-                            mode,
-                            phase: Phase::Claiming {
-                                claim,
-                                reader: keepalive.into_claim(),
-                                deadline,
-                            },
-                        })),
-                        (),
-                    ),
-                    other => (other, ()),
-                });
-                self.claims.bind(claim, conn);
-            }
-        }
-    }
-
-    /// Claim-marker mode: the initiator answered `RDATA`; `after` are the bytes that followed it.
-    pub(super) fn finish_claim(&mut self, conn: ConnId, after: Bytes) {
-        let claim = self.set_state(conn, |old| match old {
-            Some(Conn::Tunnel(mut tunnel)) => match tunnel.phase {
-                Phase::Claiming { claim, .. } => {
-                    tunnel.phase = Phase::InUse;
-                    (Some(Conn::Tunnel(tunnel)), Some(claim))
-                }
-                _ => (Some(Conn::Tunnel(tunnel)), None),
-            },
             other => (other, None),
         });
-        if let Some(claim) = claim {
-            self.answer(claim, conn, after);
+        let Some((data, answer)) = handed else {
+            return;
+        };
+        if answer.is_some() {
+            tracing::debug!(%claim, %conn, "claim-marker hand-out: RDATA sent, answer read by the driver");
+            self.transmit(conn, Marker::Data.frame());
         }
+        self.answer(claim, conn, data, answer);
     }
 
     /// The claim is answered with the (now in-use) tunnel.
-    fn answer(&mut self, claim: ClaimId, conn: ConnId, data: Bytes) {
+    fn answer(&mut self, claim: ClaimId, conn: ConnId, data: Bytes, answer: Option<PendingAnswer>) {
         self.claims.remove(claim);
         self.timers.set(TimerKey::Claim(claim), None);
         let Some(Conn::Tunnel(tunnel)) = self.conns.get(&conn) else {
@@ -182,6 +143,7 @@ impl Responder {
             cluster: m.cluster.clone(),
             tenant: m.tenant.clone(),
             data,
+            answer,
         });
     }
 }

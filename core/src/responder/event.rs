@@ -1,10 +1,13 @@
 //! What the responder tells its driver: [`ResponderEvent`] and the reasons it carries.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 
 use super::claim::ClaimId;
 use crate::command::ConnId;
 use crate::handshake::{MalformedRequest, Rejection};
+use crate::keepalive::ClaimAnswer;
 
 /// Something the driver (or the front door behind it) must know. See the
 /// [module documentation](super) for the order in which they come.
@@ -34,7 +37,8 @@ pub enum ResponderEvent {
     },
     /// A claim got a tunnel. The driver now owns the socket: the core sends nothing more on it and never
     /// closes it, and keeps a small in-use record until [`handle_closed`](super::Responder::handle_closed).
-    /// Write the connection's queued transmits first.
+    /// Write the connection's queued transmits first (in claim-marker mode they end with `RDATA`); the
+    /// user may write data right behind them.
     HandedOut {
         /// The claim answered.
         claim: ClaimId,
@@ -46,9 +50,13 @@ pub enum ResponderEvent {
         cluster: String,
         /// The tenant it sent.
         tenant: String,
-        /// Bytes already read from the initiator that belong to the data leg (claim-marker mode: after its
-        /// `RDATA`; Envoy mode: a partial unit the keepalive held, normally empty). Deliver them first.
+        /// Bytes already read from the initiator that belong to the data leg (Envoy mode: a partial unit
+        /// the keepalive held, normally empty; always empty in claim-marker mode). Deliver them first.
         data: Bytes,
+        /// Claim-marker mode: the initiator's answer (its `RPING` echoes, then `RDATA`) is still to come
+        /// on the read side. Pass every byte read from the tunnel through it before the user sees it;
+        /// `None` in Envoy mode.
+        answer: Option<PendingAnswer>,
     },
     /// A claim expired without a tunnel (after `claim_timeout`, at once if it could never be served, or at
     /// shutdown). Not sent for a cancelled claim.
@@ -67,6 +75,27 @@ pub enum ResponderEvent {
         /// Why.
         reason: LostReason,
     },
+}
+
+/// Claim-marker mode: what the driver needs to read a handed-out tunnel until the initiator's answer.
+///
+/// The responder writes `RDATA` and hands the tunnel out in the same turn, without waiting for the
+/// answer, so the first data bytes follow the marker at once (one round trip less than waiting). The
+/// answer is then stripped on the read side: every byte read goes through [`filter`](Self::filter) until
+/// it [is complete](ClaimAnswer::is_complete), then reads go straight through.
+///
+/// A tunnel that turns out dead after the hand-out fails the user's stream (no claim goes back to the
+/// queue: the user may already have written data): EOF or a read error before the answer, bytes other
+/// than `RPING`s before `RDATA` (a protocol error), or no answer by [`deadline`](Self::deadline) (a
+/// timeout). The responder only hands out tunnels with no missed echo, so this is rare, and the user sees
+/// what a failed dial looks like: a closed connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingAnswer {
+    /// The filter, holding any answer bytes the keepalive had already read.
+    pub filter: ClaimAnswer,
+    /// When the read side gives up waiting for the answer:
+    /// [`claim_answer_timeout`](super::claim_answer_timeout) after the hand-out.
+    pub deadline: Instant,
 }
 
 /// Why a handshake failed.
@@ -106,16 +135,6 @@ pub enum LostReason {
     /// The driver reported EOF or an I/O error.
     #[error("closed by the peer or an I/O error")]
     Closed,
-    /// Claim-marker mode: the initiator sent something other than `RPING`s before its `RDATA`.
-    #[error("protocol error while waiting for the RDATA answer")]
-    ProtocolError,
-    /// Claim-marker mode: no `RDATA` answer within the answer deadline; the claim waits again.
-    #[error("no RDATA answer in time")]
-    ClaimAnswerTimeout,
-    /// Claim-marker mode: the claim being answered expired or was cancelled; the tunnel, already sent
-    /// `RDATA`, cannot go back to the pool.
-    #[error("claim withdrawn while the tunnel was being claimed")]
-    ClaimWithdrawn,
     /// The responder is shutting down.
     #[error("responder shut down")]
     Shutdown,

@@ -1,11 +1,10 @@
-//! Registered tunnels before the hand-out: keepalive input and timers, the `RDATA` answer, and losing a
-//! tunnel.
+//! Registered tunnels before the hand-out: keepalive input and timers, and losing a tunnel.
 
 use std::time::Instant;
 
 use super::Responder;
 use super::event::{LostReason, RejectReason, ResponderEvent};
-use super::tunnel::{Conn, Phase, Tunnel};
+use super::tunnel::{Conn, Phase, Tunnel, readiness};
 use crate::command::{Command, ConnId};
 use crate::keepalive::{KeepaliveAction, Marker};
 
@@ -13,41 +12,32 @@ use crate::keepalive::{KeepaliveAction, Marker};
 enum Outcome {
     Nothing,
     /// The keepalive changed in place: re-arm the timer; serve waiting claims if the tunnel became
-    /// claimable.
+    /// claimable (an echo arrived).
     Rearm {
         became_claimable: bool,
     },
     SendPing,
     Lost(LostReason),
-    /// The initiator's `RDATA` arrived; these bytes followed it.
-    Answered(bytes::Bytes),
     HandshakeTimeout,
 }
 
 impl Responder {
-    /// Input on an idle or claiming tunnel.
+    /// Input on an idle tunnel.
     pub(super) fn tunnel_input(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         let outcome = match self.conns.get_mut(&conn) {
-            Some(Conn::Tunnel(Tunnel { phase, .. })) => match phase {
+            Some(Conn::Tunnel(Tunnel { phase, mode, .. })) => match phase {
                 Phase::Idle { keepalive, rng } => {
-                    let was_in_flight = keepalive.ping_in_flight();
+                    let was_ready = readiness(*mode, keepalive);
                     match keepalive.handle_input(data, now, rng.as_mut()) {
                         Some(KeepaliveAction::Dead) => Outcome::Lost(LostReason::KeepaliveDead),
                         // Never returned by `handle_input`; harmless if it were.
                         Some(KeepaliveAction::SendPing) => Outcome::SendPing,
                         None => Outcome::Rearm {
-                            became_claimable: was_in_flight && !keepalive.ping_in_flight(),
+                            became_claimable: was_ready.is_none()
+                                && readiness(*mode, keepalive).is_some(),
                         },
                     }
                 }
-                Phase::Claiming { reader, .. } => match reader.handle_input(data) {
-                    Ok(None) => Outcome::Nothing,
-                    Ok(Some(after)) => Outcome::Answered(after),
-                    Err(error) => {
-                        tracing::debug!(%conn, %error, "claim answer: protocol error");
-                        Outcome::Lost(LostReason::ProtocolError)
-                    }
-                },
                 Phase::InUse => Outcome::Nothing,
             },
             _ => Outcome::Nothing,
@@ -72,10 +62,7 @@ impl Responder {
                         became_claimable: false,
                     },
                 },
-                Phase::Claiming { deadline, .. } if now >= *deadline => {
-                    Outcome::Lost(LostReason::ClaimAnswerTimeout)
-                }
-                Phase::Claiming { .. } | Phase::InUse => Outcome::Nothing,
+                Phase::InUse => Outcome::Nothing,
             },
         };
         self.apply(conn, outcome, now);
@@ -98,7 +85,6 @@ impl Responder {
                 self.lose(conn, reason, true);
                 self.serve_waiting(now);
             }
-            Outcome::Answered(after) => self.finish_claim(conn, after),
             Outcome::HandshakeTimeout => {
                 tracing::debug!(%conn, "handshake timed out: closing silently");
                 self.drop_handshake(conn, RejectReason::Timeout, None, Some("timeout"), true);
@@ -106,20 +92,15 @@ impl Responder {
         }
     }
 
-    /// An idle or claiming tunnel leaves: forgotten, a close ordered if `close`, `TunnelLost` reported.
-    /// The claim it was answering (if still unanswered) waits again; the caller serves waiting claims.
+    /// An idle tunnel leaves: forgotten, a close ordered if `close`, `TunnelLost` reported.
     pub(super) fn lose(&mut self, conn: ConnId, reason: LostReason, close: bool) {
         let lost = self.set_state(conn, |old| match old {
             Some(Conn::Tunnel(tunnel)) if !matches!(tunnel.phase, Phase::InUse) => {
-                let claim = match tunnel.phase {
-                    Phase::Claiming { claim, .. } => Some(claim),
-                    _ => None,
-                };
-                (None, Some((tunnel.membership.key.node, claim)))
+                (None, Some(tunnel.membership.key.node))
             }
             other => (other, None),
         });
-        let Some((node, claim)) = lost else {
+        let Some(node) = lost else {
             return;
         };
         tracing::debug!(%conn, %node, %reason, "tunnel lost");
@@ -129,8 +110,5 @@ impl Responder {
         self.out
             .events
             .push_back(ResponderEvent::TunnelLost { conn, node, reason });
-        if let Some(claim) = claim {
-            self.claims.requeue(claim);
-        }
     }
 }

@@ -59,19 +59,17 @@
 //!   if any, then its close command).
 //! - A registered tunnel then sees `RPING` transmits while idle, and ends in exactly one of:
 //!   [`ResponderEvent::HandedOut`], [`ResponderEvent::TunnelLost`].
-//!   In claim-marker mode the `RDATA` transmit comes before the `HandedOut` (which needs the initiator's
-//!   answer, so usually comes in a later call). `Registered` and `HandedOut` for the same tunnel can come
-//!   from one call when a claim was waiting.
+//!   In claim-marker mode the `RDATA` transmit is queued in the same call as the `HandedOut`, before it.
+//!   `Registered` and `HandedOut` for the same tunnel can come from one call when a claim was waiting.
 //! - A claim ends in exactly one of: [`ResponderEvent::HandedOut`], [`ResponderEvent::ClaimExpired`], or
-//!   nothing when cancelled. When a claim expires while its tunnel is being claimed, `ClaimExpired` comes
-//!   before that tunnel's `TunnelLost` ([`LostReason::ClaimWithdrawn`]).
+//!   nothing when cancelled.
 //! - A close command follows every `Rejected` and `TunnelLost` except those caused by the driver's own
 //!   reports ([`RejectReason::PeerClosed`], [`RejectReason::TlsFailed`], [`LostReason::Closed`]).
 //!
 //! # Behaviour
 //! - **Handshake.** Rows 0–7 by [`RequestParser`](crate::handshake::RequestParser) and
 //!   [`check_request`](crate::handshake::check_request); row 8: the [`Authorizer`] says
-//!   `Unauthenticated` (401); row 9: the node's live tunnels (idle + claiming + in use, in its tenant
+//!   `Unauthenticated` (401); row 9: the node's live tunnels (idle + in use, in its tenant
 //!   scope) reached `max_tunnels_per_node` (429, `retry-after` = `retry_after` rounded up to whole seconds,
 //!   at least 1); row 10: the authorizer says `Forbidden` (403); row 11: not accepting (503). The
 //!   authorizer runs once, after rows 0–7. Bytes after the request head in the same read are discarded
@@ -85,22 +83,30 @@
 //! - **Keepalive.** One [`ResponderKeepalive`](crate::keepalive::ResponderKeepalive) per idle tunnel, on
 //!   its own `ChaCha8Rng` seeded with 32 bytes drawn from the machine's RNG at registration.
 //! - **Claims.** [`claim`](Responder::claim) tries the id as a cluster (its nodes round-robin from the one
-//!   after the last served, skipping nodes with no claimable tunnel of that cluster), then as a node (its
-//!   oldest claimable tunnel). Claimable: idle, and in Envoy mode with no ping in flight. Claims that
-//!   find nothing wait, oldest first, and are served as tunnels register or become claimable (an echo
-//!   arrives); they expire after `claim_timeout`. A tenant-less claim under isolation expires at once.
-//! - **Envoy mode** hands the tunnel out at once. **Claim-marker mode** writes `RDATA`, stops pinging and
-//!   waits for the initiator's `RDATA` (echoes before it are dropped) for at most
-//!   [`claim_answer_timeout`] = echo timeout (`ping_interval / 2`) × `ping_failure_threshold`, the time
-//!   the keepalive would have given the tunnel before declaring it dead. If the tunnel dies first, its
-//!   claim waits again, in its place by age, ahead of all newer claims.
+//!   after the last served, skipping nodes with no claimable tunnel of that cluster), then as a node.
+//!   Claimable: idle with no missed echo, and in Envoy mode with no ping in flight. Within a node a
+//!   claim takes the oldest tunnel with no ping in flight, else (claim-marker mode) the oldest with one.
+//!   Claims that find nothing wait, oldest first, and are served as tunnels register or become
+//!   claimable (an echo arrives); they expire after `claim_timeout`. A tenant-less claim under isolation
+//!   expires at once.
+//! - **Hand-out.** Both modes hand the tunnel out in the same call as the claim finds it. **Envoy mode**
+//!   writes nothing. **Claim-marker mode** writes `RDATA` (the pinging stops) and does *not* wait for the
+//!   initiator's `RDATA` answer, so the user's first bytes follow the marker at once and a claim costs
+//!   one round trip less; the `HandedOut` event carries a [`PendingAnswer`] with which the driver strips
+//!   the answer (`RPING` echoes, then `RDATA`) from the read side, and its deadline,
+//!   [`claim_answer_timeout`] = echo timeout (`ping_interval / 2`) × `ping_failure_threshold` after the
+//!   hand-out (the time the keepalive would have given the tunnel before declaring it dead), at least
+//!   1 s.
+//!   Consequence: a claimed tunnel that turns out dead (EOF, reset, garbage or no answer by that
+//!   deadline) fails the user's stream; its claim does not go back to the queue, since the user may
+//!   already have written data. Only tunnels with no missed echo are handed out, so this is rare, and
+//!   the user sees what a failed dial looks like.
 //! - **Reconnects.** The per-node cap counts only live tunnels and every tunnel is its own entry, so a node
 //!   that comes back after a crash registers at once; its stale tunnels die by keepalive.
-//! - **Shutdown** closes pending handshakes and idle / claiming tunnels, expires every claim, and from
+//! - **Shutdown** closes pending handshakes and idle tunnels, expires every claim, and from
 //!   then on closes new connections at once and expires new claims at once. In-use tunnels stay with the
 //!   driver.
-//! - **Statistics**: see [`stats`]; [`Responder::counts`] keeps `opened == closed + live` (a claiming
-//!   tunnel counts as idle there).
+//! - **Statistics**: see [`stats`]; [`Responder::counts`] keeps `opened == closed + live`.
 //! - **Driver misuse** (an unknown or forgotten [`ConnId`], input on a handed-out tunnel, an unknown
 //!   [`ClaimId`]) is logged at trace level and ignored; time going backwards is taken as the latest `now`.
 
@@ -137,7 +143,7 @@ pub use config::{
     DEFAULT_MAX_PENDING_HANDSHAKES_PER_IP, DEFAULT_STAT_PREFIX, ResponderConfig,
     ResponderConfigError,
 };
-pub use event::{LostReason, RejectReason, ResponderEvent};
+pub use event::{LostReason, PendingAnswer, RejectReason, ResponderEvent};
 pub use pool::NodeSummary;
 
 use self::claim::Claims;
@@ -149,13 +155,20 @@ use crate::command::{Command, ConnId, Outbox, Transmit};
 use crate::keepalive::KeepaliveConfig;
 use crate::stats::{StatsSnapshot, TunnelCounts};
 
-/// How long a tunnel that was sent `RDATA` may take to answer: the keepalive's echo timeout times its
-/// failure threshold (with the defaults, 1 s × 3 = 3 s).
+/// How long a tunnel handed out in claim-marker mode may take to answer `RDATA` before its read side
+/// fails with a timeout ([`PendingAnswer::deadline`]): the keepalive's echo timeout times its failure
+/// threshold (with the defaults, 1 s × 3 = 3 s), at least [`MIN_CLAIM_ANSWER_TIMEOUT`] (1 s).
 #[must_use]
 pub fn claim_answer_timeout(keepalive: KeepaliveConfig) -> Duration {
     let k = keepalive.normalized();
-    k.echo_timeout().saturating_mul(k.failure_threshold)
+    k.echo_timeout()
+        .saturating_mul(k.failure_threshold)
+        .max(MIN_CLAIM_ANSWER_TIMEOUT)
 }
+
+/// The least time a claimed tunnel gets to answer `RDATA`, whatever the keepalive: sub-second ping
+/// intervals (tests, aggressive deployments) must not turn a briefly busy initiator into a failed stream.
+pub const MIN_CLAIM_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The responder state machine; see the [module documentation](self).
 pub struct Responder {
@@ -250,14 +263,14 @@ impl Responder {
     }
 
     /// Bytes read from a connection, in order. A handshake's bytes go to its parser (and, once complete,
-    /// through the checks); an idle tunnel's to its keepalive; a claiming tunnel's to its `RDATA` reader.
+    /// through the checks); an idle tunnel's to its keepalive.
     /// Input for a handed-out tunnel belongs to the driver and is ignored.
     pub fn handle_input(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         let now = self.advance(now);
         match self.conns.get(&conn).map(Conn::state) {
             None => tracing::trace!(%conn, "handle_input: unknown connection ignored"),
             Some(ConnState::Handshaking) => self.handshake_input(conn, data, now),
-            Some(ConnState::Idle | ConnState::Claiming) => self.tunnel_input(conn, data, now),
+            Some(ConnState::Idle) => self.tunnel_input(conn, data, now),
             Some(ConnState::InUse) => {
                 tracing::trace!(%conn, "handle_input: tunnel handed out, input ignored");
             }
@@ -266,7 +279,7 @@ impl Responder {
 
     /// The driver is done with a connection: the peer closed it, an I/O error hit it, or (for a
     /// handed-out tunnel) the data leg ended. A handshake ends with [`RejectReason::PeerClosed`], an idle
-    /// or claiming tunnel with [`LostReason::Closed`] (a claim it was answering waits again), an in-use
+    /// tunnel with [`LostReason::Closed`], an in-use
     /// tunnel silently. No close command follows.
     pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
         let now = self.advance(now);
@@ -280,7 +293,7 @@ impl Responder {
                     reason: RejectReason::PeerClosed,
                 });
             }
-            Some(ConnState::Idle | ConnState::Claiming) => {
+            Some(ConnState::Idle) => {
                 self.lose(conn, LostReason::Closed, false);
                 self.serve_waiting(now);
             }
@@ -291,8 +304,7 @@ impl Responder {
         }
     }
 
-    /// Does what is due at `now`: handshake deadlines, pings, echo deadlines, `RDATA` answer deadlines,
-    /// claim expiries. Calls before anything is due do nothing.
+    /// Does what is due at `now`: handshake deadlines, pings, echo deadlines, claim expiries. Calls before anything is due do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
         for key in self.timers.due(now) {
@@ -307,7 +319,7 @@ impl Responder {
         self.serve_waiting(now);
     }
 
-    /// Closes pending handshakes ([`RejectReason::Shutdown`]) and idle and claiming tunnels
+    /// Closes pending handshakes ([`RejectReason::Shutdown`]) and idle tunnels
     /// ([`LostReason::Shutdown`]), then expires every claim. Afterwards new connections are closed at once
     /// and new claims expire at once. In-use tunnels stay with the driver; report their close as usual.
     pub fn shutdown(&mut self, now: Instant) {
@@ -320,7 +332,7 @@ impl Responder {
                 Some(ConnState::Handshaking) => {
                     self.drop_handshake(conn, RejectReason::Shutdown, None, None, true);
                 }
-                Some(ConnState::Idle | ConnState::Claiming) => {
+                Some(ConnState::Idle) => {
                     self.lose(conn, LostReason::Shutdown, true);
                 }
                 Some(ConnState::InUse) | None => {}
@@ -359,7 +371,7 @@ impl Responder {
         self.timers.first()
     }
 
-    /// Connections per phase; `opened == closed + live` always holds (a claiming tunnel counts as idle).
+    /// Connections per phase; `opened == closed + live` always holds.
     #[must_use]
     pub fn counts(&self) -> TunnelCounts {
         self.counts
@@ -477,7 +489,7 @@ impl Responder {
     fn count_of(&mut self, state: ConnState) -> &mut u64 {
         match state {
             ConnState::Handshaking => &mut self.counts.handshaking,
-            ConnState::Idle | ConnState::Claiming => &mut self.counts.idle,
+            ConnState::Idle => &mut self.counts.idle,
             ConnState::InUse => &mut self.counts.in_use,
         }
     }

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use super::tunnel::Readiness;
 use crate::command::ConnId;
 
 /// A node within a tenant scope.
@@ -48,8 +49,6 @@ pub(super) struct Membership {
 pub(super) enum Slot {
     /// In the pool, claimable.
     Idle,
-    /// Sent `RDATA`, waiting for the answer (claim-marker mode).
-    Claiming,
     /// Handed out to the driver.
     InUse,
 }
@@ -66,9 +65,6 @@ pub struct NodeSummary {
     pub clusters: Vec<String>,
     /// Idle tunnels in the pool.
     pub idle: u64,
-    /// Tunnels sent `RDATA` and waiting for the answer (counted as idle in
-    /// [`TunnelCounts`](crate::stats::TunnelCounts)).
-    pub claiming: u64,
     /// Tunnels handed out and not yet closed.
     pub in_use: u64,
 }
@@ -77,7 +73,6 @@ pub struct NodeSummary {
 struct NodeEntry {
     /// Idle tunnels in FIFO order (registration order), with the cluster each registered with.
     idle: BTreeMap<(u64, ConnId), String>,
-    claiming: u64,
     in_use: u64,
     /// Live tunnels per cluster.
     clusters: BTreeMap<String, u64>,
@@ -87,20 +82,28 @@ struct NodeEntry {
 
 impl NodeEntry {
     fn live(&self) -> u64 {
-        self.idle.len() as u64 + self.claiming + self.in_use
+        self.idle.len() as u64 + self.in_use
     }
 
-    /// The oldest idle tunnel that `eligible` accepts, registered with `cluster` if given.
-    fn first_idle(
+    /// The idle tunnel with the best readiness that `ready` gives (`None` = not claimable), the oldest of
+    /// those, registered with `cluster` if given.
+    fn best_idle(
         &self,
         cluster: Option<&str>,
-        eligible: &impl Fn(ConnId) -> bool,
+        ready: &impl Fn(ConnId) -> Option<Readiness>,
     ) -> Option<ConnId> {
-        self.idle
-            .iter()
-            .filter(|(_, c)| cluster.is_none_or(|want| c.as_str() == want))
-            .map(|(&(_, conn), _)| conn)
-            .find(|&conn| eligible(conn))
+        let mut best: Option<(Readiness, ConnId)> = None;
+        for (&(_, conn), registered) in &self.idle {
+            if cluster.is_some_and(|want| registered.as_str() != want) {
+                continue;
+            }
+            match ready(conn) {
+                Some(Readiness::Fresh) => return Some(conn),
+                Some(r) if best.is_none_or(|(b, _)| r < b) => best = Some((r, conn)),
+                _ => {}
+            }
+        }
+        best.map(|(_, conn)| conn)
     }
 }
 
@@ -155,7 +158,6 @@ impl Pool {
             Some(Slot::Idle) => {
                 node.idle.remove(&(m.seq, conn));
             }
-            Some(Slot::Claiming) => node.claiming = node.claiming.saturating_sub(1),
             Some(Slot::InUse) => node.in_use = node.in_use.saturating_sub(1),
             None => {}
         }
@@ -163,7 +165,6 @@ impl Pool {
             Some(Slot::Idle) => {
                 node.idle.insert((m.seq, conn), m.cluster.clone());
             }
-            Some(Slot::Claiming) => node.claiming += 1,
             Some(Slot::InUse) => node.in_use += 1,
             None => {}
         }
@@ -197,20 +198,20 @@ impl Pool {
         }
     }
 
-    /// Live tunnels (idle, claiming, in use) of a node in a scope: what the per-node cap counts.
+    /// Live tunnels (idle, in use) of a node in a scope: what the per-node cap counts.
     pub fn live(&self, key: &NodeKey) -> u64 {
         self.nodes.get(key).map_or(0, NodeEntry::live)
     }
 
     /// The tunnel a claim for `target` in `scope` gets, if any: `target` as a cluster first (its nodes
-    /// round-robin from the one after the last served, skipping nodes with no eligible idle tunnel of
-    /// that cluster; the oldest eligible one of the node), then as a node (its oldest eligible idle
-    /// tunnel). Moves the cluster's cursor when a cluster serves.
+    /// round-robin from the one after the last served, skipping nodes with no claimable idle tunnel of
+    /// that cluster), then as a node. Within the node: the best [`Readiness`] that `ready` gives, the
+    /// oldest of those. Moves the cluster's cursor when a cluster serves.
     pub fn pick(
         &mut self,
         scope: &str,
         target: &str,
-        eligible: impl Fn(ConnId) -> bool,
+        ready: impl Fn(ConnId) -> Option<Readiness>,
     ) -> Option<ConnId> {
         let cluster_key = ClusterKey {
             tenant: scope.to_owned(),
@@ -235,7 +236,7 @@ impl Pool {
                 if let Some(conn) = self
                     .nodes
                     .get(&key)
-                    .and_then(|n| n.first_idle(Some(target), &eligible))
+                    .and_then(|n| n.best_idle(Some(target), &ready))
                 {
                     found = Some((node.clone(), conn));
                     break;
@@ -250,7 +251,7 @@ impl Pool {
             tenant: scope.to_owned(),
             node: target.to_owned(),
         };
-        self.nodes.get(&key)?.first_idle(None, &eligible)
+        self.nodes.get(&key)?.best_idle(None, &ready)
     }
 
     /// Live tunnels per node key with any (the node gauges).
@@ -285,7 +286,6 @@ impl Pool {
                 },
                 clusters: n.clusters.keys().cloned().collect(),
                 idle: n.idle.len() as u64,
-                claiming: n.claiming,
                 in_use: n.in_use,
             })
             .collect()
@@ -295,6 +295,8 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FRESH: fn(ConnId) -> Option<Readiness> = |_| Some(Readiness::Fresh);
 
     fn member(tenant: &str, node: &str, cluster: &str, seq: u64) -> Membership {
         Membership {
@@ -313,10 +315,9 @@ mod tests {
         let mut pool = Pool::default();
         let m = member("", "n", "c", 0);
         pool.transition(ConnId(1), &m, None, Some(Slot::Idle));
-        pool.transition(ConnId(1), &m, Some(Slot::Idle), Some(Slot::Claiming));
+        pool.transition(ConnId(1), &m, Some(Slot::Idle), Some(Slot::InUse));
         assert_eq!(pool.live(&m.key), 1);
         assert_eq!(pool.idle_of(&m.key), vec![]);
-        pool.transition(ConnId(1), &m, Some(Slot::Claiming), Some(Slot::InUse));
         assert_eq!(pool.summaries(false)[0].in_use, 1);
         pool.transition(ConnId(1), &m, Some(Slot::InUse), None);
         assert_eq!(pool.live(&m.key), 0);
@@ -340,7 +341,7 @@ mod tests {
         }
         let mut got = Vec::new();
         for _ in 0..6 {
-            let conn = pool.pick("", "cl", |_| true).expect("idle left");
+            let conn = pool.pick("", "cl", FRESH).expect("idle left");
             let seq = conn.0;
             let node = ["a", "b", "c"][(seq / 2) as usize];
             pool.transition(
@@ -352,12 +353,38 @@ mod tests {
             got.push(conn.0);
         }
         assert_eq!(got, vec![0, 2, 4, 1, 3, 5]);
-        assert_eq!(pool.pick("", "cl", |_| true), None);
+        assert_eq!(pool.pick("", "cl", FRESH), None);
         // Eligibility filters: nothing eligible, nothing picked, cursor unchanged.
         pool.transition(ConnId(9), &member("", "a", "cl", 9), None, Some(Slot::Idle));
-        assert_eq!(pool.pick("", "cl", |_| false), None);
-        assert_eq!(pool.pick("", "a", |_| true), Some(ConnId(9)));
+        assert_eq!(pool.pick("", "cl", |_| None), None);
+        assert_eq!(pool.pick("", "a", FRESH), Some(ConnId(9)));
         // Another scope sees nothing.
-        assert_eq!(pool.pick("t", "cl", |_| true), None);
+        assert_eq!(pool.pick("t", "cl", FRESH), None);
+    }
+
+    #[test]
+    fn a_node_gives_its_freshest_tunnel_then_its_oldest() {
+        let mut pool = Pool::default();
+        for seq in 0..3 {
+            pool.transition(
+                ConnId(seq),
+                &member("", "n", "cl", seq),
+                None,
+                Some(Slot::Idle),
+            );
+        }
+        // Tunnel 0 has a ping in flight: tunnel 1, the oldest fresh one, goes first.
+        let ready = |c: ConnId| {
+            Some(if c.0 == 0 {
+                Readiness::PingInFlight
+            } else {
+                Readiness::Fresh
+            })
+        };
+        assert_eq!(pool.pick("", "n", ready), Some(ConnId(1)));
+        assert_eq!(pool.pick("", "cl", ready), Some(ConnId(1)));
+        // With no fresh tunnel, the oldest with a ping in flight.
+        let in_flight = |c: ConnId| (c.0 != 1).then_some(Readiness::PingInFlight);
+        assert_eq!(pool.pick("", "n", in_flight), Some(ConnId(0)));
     }
 }

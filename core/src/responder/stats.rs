@@ -3,13 +3,13 @@
 //! | name | kind | meaning |
 //! |---|---|---|
 //! | `reverse_tunnel.handshake.<c>` | counter | per check-table row: `accepted`, `parse_error`, `body_rejected`, `auth_failed`, `rejected`, `validation_failed`, `registration_failed`, plus `timeout`, `tls_failed` (tunnel TLS handshake failed) and revtun's `pending_evicted` (dropped as the oldest pending handshake at a pending cap) and `peer_closed` (the peer closed before its request was complete); always listed
-//! | `<prefix>.nodes.<node>` | gauge | live tunnels (idle + claiming + in use) of the node; without isolation |
+//! | `<prefix>.nodes.<node>` | gauge | live tunnels (idle + in use) of the node; without isolation |
 //! | `<prefix>.clusters.<cluster>` | gauge | live tunnels registered with the cluster; without isolation |
 //! | `<prefix>.tenants.<t>.nodes.<node>` | gauge | the same per tenant, under isolation (instead of the two above) |
 //! | `<prefix>.tenants.<t>.clusters.<cluster>` | gauge | the same per tenant, under isolation |
 //! | `<prefix>.total_nodes` | gauge | nodes (per tenant under isolation) with a live tunnel; always listed |
 //! | `<prefix>.total_clusters` | gauge | clusters (per tenant under isolation) with a live tunnel; always listed |
-//! | `<prefix>.claims.waiting` | gauge | claims not answered yet (waiting for a tunnel or for an `RDATA` answer) |
+//! | `<prefix>.claims.waiting` | gauge | claims waiting for a tunnel |
 //! | `<prefix>.claims.handed_out` | counter | claims answered with a tunnel |
 //! | `<prefix>.claims.expired` | counter | claims that expired (including those failed at once, and at shutdown) |
 //!

@@ -1,8 +1,7 @@
 //! Per-connection state of the responder and its one timer.
 //!
 //! A connection is either a handshake in progress or a registered tunnel; a tunnel is idle (keepalive
-//! running), claiming (claim-marker mode: `RDATA` sent, waiting for the answer) or in use (handed out; a
-//! small record with no timer and no buffer). Each state has at most one deadline, so the per-connection
+//! running) or in use (handed out; a small record with no timer and no buffer). Each state has at most one deadline, so the per-connection
 //! timer table is a single slot whose purpose follows from the state ([`ConnTimer`]).
 
 use std::net::SocketAddr;
@@ -11,10 +10,9 @@ use std::time::Instant;
 use rand_chacha::ChaCha8Rng;
 
 use super::auth::PeerTlsIdentity;
-use super::claim::ClaimId;
 use super::pool::{Membership, Slot};
 use crate::handshake::RequestParser;
-use crate::keepalive::{DataMode, ResponderClaim, ResponderKeepalive};
+use crate::keepalive::{DataMode, ResponderKeepalive};
 
 /// Where a handshake's tunnel TLS stands.
 #[derive(Debug)]
@@ -53,13 +51,6 @@ pub(super) enum Phase {
         keepalive: ResponderKeepalive,
         rng: Box<ChaCha8Rng>,
     },
-    /// Claim-marker mode: `RDATA` went out for `claim`; `reader` drops echoes up to the answer, which is
-    /// due by `deadline`.
-    Claiming {
-        claim: ClaimId,
-        reader: ResponderClaim,
-        deadline: Instant,
-    },
     /// Handed out: the driver owns the socket until it reports the close.
     InUse,
 }
@@ -76,7 +67,6 @@ pub(super) enum Conn {
 pub(super) enum ConnState {
     Handshaking,
     Idle,
-    Claiming,
     InUse,
 }
 
@@ -87,8 +77,6 @@ pub(super) enum ConnTimer {
     Handshake,
     /// Idle: the keepalive's next ping or echo deadline.
     Keepalive,
-    /// Claiming: the deadline for the initiator's `RDATA`.
-    ClaimAnswer,
 }
 
 impl Conn {
@@ -97,7 +85,6 @@ impl Conn {
             Self::Handshake(_) => ConnState::Handshaking,
             Self::Tunnel(t) => match t.phase {
                 Phase::Idle { .. } => ConnState::Idle,
-                Phase::Claiming { .. } => ConnState::Claiming,
                 Phase::InUse => ConnState::InUse,
             },
         }
@@ -111,7 +98,6 @@ impl Conn {
                 &t.membership,
                 match t.phase {
                     Phase::Idle { .. } => Slot::Idle,
-                    Phase::Claiming { .. } => Slot::Claiming,
                     Phase::InUse => Slot::InUse,
                 },
             )),
@@ -126,7 +112,6 @@ impl Conn {
                 Phase::Idle { keepalive, .. } => keepalive
                     .poll_timeout()
                     .map(|at| (ConnTimer::Keepalive, at)),
-                Phase::Claiming { deadline, .. } => Some((ConnTimer::ClaimAnswer, *deadline)),
                 Phase::InUse => None,
             },
         }
@@ -140,16 +125,40 @@ impl Conn {
         }
     }
 
-    /// Whether the tunnel may be handed out now: idle, and in Envoy mode with no ping in flight (so no
-    /// echo can arrive after the hand-off).
-    pub fn claimable(&self) -> bool {
+    /// How readily the tunnel may be handed out now, if at all ([`Readiness`]).
+    pub fn readiness(&self) -> Option<Readiness> {
         match self {
             Self::Tunnel(Tunnel {
                 mode,
                 phase: Phase::Idle { keepalive, .. },
                 ..
-            }) => *mode == DataMode::ClaimMarker || !keepalive.ping_in_flight(),
-            _ => false,
+            }) => readiness(*mode, keepalive),
+            _ => None,
         }
+    }
+}
+
+/// How readily an idle tunnel can be handed out; claims take the best one a node has (then the oldest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Readiness {
+    /// No ping in flight and no missed echo: its last echo (or its registration) is the freshest proof of
+    /// life the keepalive has.
+    Fresh,
+    /// Claim-marker mode only: a ping is in flight and no echo was missed yet. The echo, if it comes, is
+    /// stripped in front of the initiator's `RDATA` answer.
+    PingInFlight,
+}
+
+/// The hand-out rule for an idle tunnel: never after a missed echo (the tunnel may be dead, and a claimed
+/// tunnel cannot go back to the pool); in Envoy mode never with a ping in flight (no echo may arrive after
+/// the hand-off, it would be taken for data).
+pub(super) fn readiness(mode: DataMode, keepalive: &ResponderKeepalive) -> Option<Readiness> {
+    if keepalive.misses() > 0 || keepalive.is_dead() {
+        return None;
+    }
+    match (keepalive.ping_in_flight(), mode) {
+        (false, _) => Some(Readiness::Fresh),
+        (true, DataMode::ClaimMarker) => Some(Readiness::PingInFlight),
+        (true, DataMode::Envoy) => None,
     }
 }

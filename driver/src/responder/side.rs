@@ -15,7 +15,7 @@ use crate::error::ClaimError;
 use crate::machine::{Ctx, Flow, Side};
 use crate::msg::Internal;
 use crate::sans_io::Query;
-use crate::stream::TunnelStream;
+use crate::stream::{AnswerRead, TunnelStream};
 
 /// The answer to one claim.
 pub(crate) type ClaimReply = Sender<Result<TunnelStream, ClaimError>>;
@@ -89,15 +89,22 @@ impl Side for ResponderSide {
                     conn,
                     node,
                     data,
+                    answer,
                     ..
                 } => {
                     tracing::debug!(%claim, %conn, node, "tunnel handed out");
                     let reply = self.answer(claim);
+                    // Claim-marker mode: the user gets the stream at once; its reads strip the answer.
+                    let answer = answer.map(|answer| AnswerRead::new(answer, ctx.runtime()));
                     ctx.hand_over(
                         conn,
                         data,
                         Box::new(move |stream| {
                             Box::pin(async move {
+                                let stream = match answer {
+                                    Some(answer) => stream.with_answer(answer),
+                                    None => stream,
+                                };
                                 // A claimant that went away drops the stream, which reports the close.
                                 if let Some(reply) = reply {
                                     let _ = reply.try_send(Ok(stream));

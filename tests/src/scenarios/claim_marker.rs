@@ -81,6 +81,46 @@ pub async fn server_speaks_first_through_the_tunnel(sides: Sides) {
     .await;
 }
 
+/// Scenario: the client writes right behind the claim while the server speaks first. The responder
+/// hands the tunnel out as it writes `RDATA`, so the client's first bytes (here starting with marker
+/// bytes) follow the marker at once; the service greets before it reads, and both see the other's bytes
+/// intact.
+pub async fn client_writes_right_behind_rdata_while_the_server_speaks_first(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let responder = responder(&sides).await;
+        let listener = initiator(&sides, responder.local_addr(), 1, true).await;
+        wait_idle(rt, &responder, 1).await;
+
+        let service = async {
+            let (mut tunnel, _) = listener.accept().await.expect("accept");
+            tunnel.write_all(b"220 ready\r\n").await.unwrap();
+            let mut line = String::new();
+            let mut reader = BufReader::new(&mut tunnel);
+            reader.read_line(&mut line).await.unwrap();
+            assert_eq!(line, "RDATARPING HELO\r\n");
+            tunnel.write_all(b"250 ok\r\n").await.unwrap();
+        };
+        let client = async {
+            let mut stream = responder.connect(NODE).await.expect("claim");
+            // Written before anything was read: no wait for the initiator's answer.
+            stream.write_all(b"RDATARPING HELO\r\n").await.unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut greeting = String::new();
+            reader.read_line(&mut greeting).await.unwrap();
+            assert_eq!(greeting, "220 ready\r\n");
+            let mut rest = String::new();
+            reader.read_to_string(&mut rest).await.unwrap();
+            assert_eq!(rest, "250 ok\r\n");
+        };
+        future::zip(service, client).await;
+
+        shut_down(rt, "initiator", listener.shutdown()).await;
+        shut_down(rt, "responder", responder.shutdown()).await;
+    })
+    .await;
+}
+
 /// Scenario: claimed tunnels are replaced and released.
 pub async fn claimed_tunnels_are_replaced_and_released(sides: Sides) {
     let rt = sides.rt();

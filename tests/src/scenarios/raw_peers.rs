@@ -2,8 +2,10 @@
 //! as the protocol's last bytes (after `RDATA`, after the 200) reach the user first, and no byte is lost
 //! or read past a claim.
 
+use std::time::Duration;
+
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_lite::AsyncWriteExt;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use revtun_core::handshake::HandshakeRequest;
 use revtun_driver::TunnelStream;
 
@@ -128,6 +130,90 @@ async fn claim_marked(
     assert_eq!(skip_pings(sides.rt(), sock).await, b"RDATA");
     sock.write_all(answer).await.unwrap();
     claim.join().await.expect("claimed")
+}
+
+/// Claims the raw tunnel of `responder`, writes `hello` on the stream at once, and checks that the raw
+/// peer gets `RDATA` then `hello`, as one write would carry them.
+async fn claim_and_write(
+    rt: &dyn Runtime,
+    responder: &ResponderHandle,
+    sock: &mut BoxStream,
+) -> TunnelStream {
+    let mut stream = responder.connect(NODE).await.expect("handed out at once");
+    stream.write_all(b"hello").await.unwrap();
+    assert_eq!(skip_pings(rt, sock).await, b"RDATA");
+    assert_eq!(read_n(rt, sock, 5).await, b"hello");
+    stream
+}
+
+/// The error of the next read on `stream` (it must fail, within 3 s: the answer deadline is at least 1 s).
+async fn read_error(rt: &dyn Runtime, stream: &mut TunnelStream) -> std::io::ErrorKind {
+    let mut buf = [0u8; 16];
+    let read = timeout(rt, Duration::from_secs(3), stream.read(&mut buf))
+        .await
+        .expect("the read ends");
+    match read {
+        Err(e) => e.kind(),
+        Ok(n) => panic!("read {n} bytes instead of failing: {:?}", &buf[..n]),
+    }
+}
+
+/// Scenario: a claimed tunnel that turns out dead fails the user's stream. The claim-marker hand-out
+/// does not wait for the initiator's answer, so a peer that closes instead of answering, or answers
+/// with bytes that are not `RDATA`, fails the first read; the claim is not served again.
+pub async fn claimed_tunnel_that_dies_before_its_answer_fails_the_stream(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        // The peer closes after reading the claim.
+        let (responder, mut sock) = registered(&sides, true).await;
+        let mut stream = claim_and_write(rt, &responder, &mut sock).await;
+        drop(sock);
+        assert_eq!(
+            read_error(rt, &mut stream).await,
+            std::io::ErrorKind::UnexpectedEof
+        );
+        let stats = responder.stats().await.unwrap();
+        assert_eq!(stats.get("reverse_connections.claims.handed_out"), Some(1));
+        assert_eq!(stats.get("reverse_connections.claims.waiting"), Some(0));
+        drop(stream);
+        shut_down(rt, "responder", responder.shutdown()).await;
+
+        // The peer answers with something else (an echo split in two is fine, garbage is not).
+        let (responder, mut sock) = registered(&sides, true).await;
+        let mut stream = claim_and_write(rt, &responder, &mut sock).await;
+        sock.write_all(b"RPI").await.unwrap();
+        sock.write_all(b"NGHELLO").await.unwrap();
+        assert_eq!(
+            read_error(rt, &mut stream).await,
+            std::io::ErrorKind::InvalidData
+        );
+        drop((stream, sock));
+        shut_down(rt, "responder", responder.shutdown()).await;
+    })
+    .await;
+}
+
+/// Scenario: a claimed tunnel whose peer never answers `RDATA` fails the user's read at the answer
+/// deadline (`ping_interval / 2 × ping_failure_threshold`, at least 1 s, after the hand-out) with a
+/// timeout.
+pub async fn claimed_tunnel_with_no_answer_times_out(sides: Sides) {
+    let rt = sides.rt();
+    within(rt, async {
+        let (responder, mut sock) = registered(&sides, true).await;
+        let mut stream = claim_and_write(rt, &responder, &mut sock).await;
+        assert_eq!(
+            read_error(rt, &mut stream).await,
+            std::io::ErrorKind::TimedOut
+        );
+        // The stream stays failed.
+        assert_eq!(
+            read_error(rt, &mut stream).await,
+            std::io::ErrorKind::TimedOut
+        );
+        drop((stream, sock));
+        shut_down(rt, "responder", responder.shutdown()).await;
+    })
+    .await;
 }
 
 /// Scenario: responder in envoy mode starts writing data on the tunnel.

@@ -5,8 +5,11 @@
 //! - on `InitiatorEvent::Claimed` the echo service takes the initiator's end: it echoes the event's `data`
 //!   and every byte it reads afterwards, at once, and closes its end when it reads EOF;
 //! - on `ResponderEvent::HandedOut` the front door takes the responder's end: it writes a random payload
-//!   (in 1–3 writes up to 20 ms apart), reads the echo (starting with the event's `data`), and closes its
-//!   end once the whole echo is back.
+//!   (in 1–3 writes up to 20 ms apart, the first at once, right behind the responder's `RDATA` in
+//!   claim-marker mode), reads the echo (starting with the event's `data`), and closes its end once the
+//!   whole echo is back. In claim-marker mode it reads, as the driver's `TunnelStream` does, through the
+//!   core's `ClaimAnswer` filter until the initiator's answer is complete, and gives up (closes) if the
+//!   answer is not complete by the event's deadline.
 //!
 //! Integrity: the echo service must read a prefix of what the front door wrote, and the front door must read
 //! a prefix of what the echo service wrote; at the end the echo equals the payload. So every byte written
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use revtun_core::keepalive::{RDATA, RPING};
+use revtun_core::keepalive::{ClaimAnswer, RDATA, RPING};
 use revtun_core::responder::ClaimId;
 
 use super::net::PipeId;
@@ -52,6 +55,8 @@ pub struct Leg {
     pub started: Duration,
     /// The echo service owns the initiator's end.
     pub echo_open: bool,
+    /// The echo service took the initiator's end (it may have closed it since).
+    pub echo_started: bool,
     /// The front door owns the responder's end.
     pub front_door_open: bool,
     /// The whole payload the front door sends (empty until handed out).
@@ -64,6 +69,9 @@ pub struct Leg {
     pub at_echo: Vec<u8>,
     /// What the front door read back.
     pub at_front_door: Vec<u8>,
+    /// Claim-marker mode: the initiator's answer still to strip from what the front door reads, and
+    /// when the front door gives up waiting for it.
+    pub answer: Option<(ClaimAnswer, Duration)>,
     /// How it ended.
     pub outcome: Option<Outcome>,
 }
@@ -86,12 +94,14 @@ impl Leg {
             must_succeed: false,
             started: now,
             echo_open: false,
+            echo_started: false,
             front_door_open: false,
             payload: Vec::new(),
             written: 0,
             pending: VecDeque::new(),
             at_echo: Vec::new(),
             at_front_door: Vec::new(),
+            answer: None,
             outcome: None,
         }
     }
@@ -150,9 +160,29 @@ impl Leg {
         Ok(Bytes::copy_from_slice(data))
     }
 
-    /// The front door read `data`: checks it continues the echo; returns true once the whole payload came
-    /// back.
+    /// When the front door gives up on an answer not complete yet.
+    pub fn answer_deadline(&self) -> Option<Duration> {
+        match &self.answer {
+            Some((filter, at)) if self.front_door_open && !filter.is_complete() => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// The front door read `data`: strips the initiator's answer (claim-marker mode), checks the rest
+    /// continues the echo; returns true once the whole payload came back.
     pub fn front_door_reads(&mut self, data: &[u8]) -> Result<bool, String> {
+        let data = match &mut self.answer {
+            Some((filter, _)) => {
+                let range = filter.filter(data).map_err(|e| {
+                    format!(
+                        "leg {:?}: the initiator's answer to RDATA is malformed: {e}",
+                        self.pipe
+                    )
+                })?;
+                &data[range]
+            }
+            None => data,
+        };
         self.at_front_door.extend_from_slice(data);
         if !self.at_echo.starts_with(&self.at_front_door) {
             return Err(format!(

@@ -751,8 +751,8 @@ pub struct RConn {
     pub initiator: usize,
     /// `None` while handshaking; the identity once registered.
     pub registered: Option<Registration>,
-    /// Sent `RDATA` (claim-marker mode) and not handed out yet.
-    pub claiming: bool,
+    /// Sent `RDATA` (claim-marker mode): its hand-out must follow in the same drain.
+    pub rdata_sent: bool,
     /// Handed out: the front door owns it.
     pub in_use: bool,
 }
@@ -841,14 +841,13 @@ impl ResponderView {
 
     /// The `/reverse_connections` summaries the machine must give: per node (per tenant under isolation),
     /// sorted by (scope tenant, node), with the tenant its tunnels sent (the first, alphabetically, without
-    /// isolation), its clusters, and its idle, claiming and in-use tunnels.
+    /// isolation), its clusters, and its idle and in-use tunnels.
     pub fn nodes(&self) -> Vec<NodeSummary> {
         #[derive(Default)]
         struct Tally<'a> {
             tenants: BTreeSet<&'a str>,
             clusters: BTreeSet<&'a str>,
             idle: u64,
-            claiming: u64,
             in_use: u64,
         }
         let mut by_key: BTreeMap<(&str, &str), Tally<'_>> = BTreeMap::new();
@@ -866,8 +865,6 @@ impl ResponderView {
             t.clusters.insert(reg.cluster.as_str());
             if c.in_use {
                 t.in_use += 1;
-            } else if c.claiming {
-                t.claiming += 1;
             } else {
                 t.idle += 1;
             }
@@ -883,7 +880,6 @@ impl ResponderView {
                     .unwrap_or_default(),
                 clusters: t.clusters.into_iter().map(str::to_owned).collect(),
                 idle: t.idle,
-                claiming: t.claiming,
                 in_use: t.in_use,
             })
             .collect()

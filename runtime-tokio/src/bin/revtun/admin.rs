@@ -154,7 +154,7 @@ pub fn reverse_connections(nodes: &[NodeSummary]) -> Value {
     let mut by_node = Map::new();
     let mut by_cluster: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
     for node in nodes {
-        let idle = node.idle + node.claiming;
+        let idle = node.idle;
         let key = if repeated(node) {
             format!("{}:{}", node.tenant, node.node)
         } else {

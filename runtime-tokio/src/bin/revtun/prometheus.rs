@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `revtun_initiator_tunnels{cluster,host,state}` | gauge | `<prefix>.host.<h>.<state>` (cluster `""`) and `<prefix>.cluster.<c>.<state>` (host `""`) |
 //! | `revtun_initiator_attempts_total{cluster,host,result}` | counter | the initiator counters: `failed`, `cannot_connect`, `handshake_failed_<reason>` |
-//! | `revtun_responder_tunnels{tenant,cluster,node,state}` | gauge | per node from `/reverse_connections` (states `idle`, `claiming`, `in_use`; cluster: its clusters joined by `,`), per cluster `live` (node `""`) |
+//! | `revtun_responder_tunnels{tenant,cluster,node,state}` | gauge | per node from `/reverse_connections` (states `idle`, `in_use`; cluster: its clusters joined by `,`), per cluster `live` (node `""`) |
 //! | `revtun_handshakes_total{outcome}` | counter | `reverse_tunnel.handshake.<outcome>` |
 //! | `revtun_claims_total{result}` | counter | `<prefix>.claims.{handed_out,expired}` |
 //! | `revtun_claims_waiting` | gauge | `<prefix>.claims.waiting` |
@@ -119,11 +119,7 @@ pub fn render(
     }
     for node in nodes {
         let clusters = node.clusters.join(",");
-        for (state, value) in [
-            ("idle", node.idle),
-            ("claiming", node.claiming),
-            ("in_use", node.in_use),
-        ] {
+        for (state, value) in [("idle", node.idle), ("in_use", node.in_use)] {
             push(
                 "revtun_responder_tunnels",
                 &[
@@ -284,7 +280,6 @@ mod tests {
             tenant: String::new(),
             clusters: vec!["edge".into()],
             idle: 2,
-            claiming: 0,
             in_use: 1,
         }];
         let text = render(&s, &nodes, &["rc".into()], Some("rcs"));

@@ -83,7 +83,7 @@ impl World {
                     pipe,
                     initiator: i,
                     registered: None,
-                    claiming: false,
+                    rdata_sent: false,
                     in_use: false,
                 },
             );
@@ -223,6 +223,8 @@ impl World {
                         "initiator {i}: handle_closed({conn}) gave no event: it still holds it"
                     ));
                 }
+                // A leg the front door started (and maybe finished) on this tunnel ends unclaimed.
+                self.finish_leg(pipe)?;
             }
             None => {}
         }
@@ -356,6 +358,11 @@ impl World {
         if leg.echo_open || leg.front_door_open {
             return Ok(());
         }
+        // Claim-marker mode: the front door may be done (or have given up) before the initiator even read
+        // the `RDATA` in flight; the leg stays until the initiator claims the tunnel or its end closes.
+        if !leg.echo_started && self.net.is_open(pipe, End::Initiator) {
+            return Ok(());
+        }
         let leg = self.legs.remove(&pipe).ok_or("unreachable")?;
         match &leg.outcome {
             Some(Outcome::Complete) => {}
@@ -373,6 +380,24 @@ impl World {
                 }
             }
             None => {}
+        }
+        Ok(())
+    }
+
+    /// Claim-marker legs whose initiator did not answer `RDATA` by the deadline: the front door's read
+    /// fails (as the driver's `TunnelStream` does) and it closes its end.
+    pub(super) fn run_answer_deadlines(&mut self, now: Duration) -> Result<(), Violation> {
+        let overdue: Vec<(PipeId, usize)> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| l.answer_deadline().is_some_and(|at| at <= now))
+            .map(|(&p, l)| (p, l.responder))
+            .collect();
+        for (pipe, r) in overdue {
+            let Some(conn) = self.pipes.get(&pipe).map(|info| info.r_conn) else {
+                continue;
+            };
+            self.close_responder_end(r, conn, pipe, "no RDATA answer")?;
         }
         Ok(())
     }

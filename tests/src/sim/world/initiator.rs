@@ -155,6 +155,8 @@ impl World {
                                 "initiator {i}: close of {conn}, whose socket is already closed"
                             )
                         })?;
+                        // A leg the front door started (and maybe finished) on this tunnel ends unclaimed.
+                        self.finish_leg(pipe)?;
                     }
                     (phase, None) => {
                         return Err(format!("initiator {i}: {conn} {phase:?} without a pipe"));
@@ -235,6 +237,7 @@ impl World {
                     .entry(pipe)
                     .or_insert_with(|| Leg::new(pipe, i, r, claim_marker, now));
                 leg.echo_open = true;
+                leg.echo_started = true;
                 let echo = leg.echo_reads(&data)?;
                 self.net
                     .write(pipe, End::Initiator, echo, now)

@@ -415,6 +415,7 @@ impl World {
             self.deliver(delivery, now)?;
         }
         self.run_front_door_writes(now)?;
+        self.run_answer_deadlines(now)?;
         self.run_claims(now)?;
         self.run_timers(now)?;
         self.run_spurious(now)?;
@@ -457,6 +458,7 @@ impl World {
         consider(self.cancels.keys().next().map(|&(at, _, _)| at));
         consider(self.final_claims.front().map(|&(at, ..)| at));
         consider(self.legs.values().filter_map(Leg::next_write).min());
+        consider(self.legs.values().filter_map(Leg::answer_deadline).min());
         consider(self.spurious.front().copied());
         match self.phase {
             Phase::Faulty => consider(Some(self.quiet_at)),

@@ -54,9 +54,21 @@ impl World {
                 self.responder_event(r, e)?;
             }
             if !any {
-                return Ok(());
+                break;
             }
         }
+        // Claim-marker mode: `RDATA` and the hand-out come from the same call.
+        if let Some((conn, _)) = self.responders[r]
+            .view
+            .conns
+            .iter()
+            .find(|(_, c)| c.rdata_sent && !c.in_use)
+        {
+            return Err(format!(
+                "responder {r}: sent RDATA on {conn} but did not hand it out in the same call"
+            ));
+        }
+        Ok(())
     }
 
     /// A responder transmit: only on a connection it holds and has not handed out. `RPING`s are marked in the
@@ -86,20 +98,20 @@ impl World {
             .pipe(pipe)
             .map_or(0, |p| p.written_toward(End::Initiator));
         // A transmit is the handshake response, pings, or (claim-marker mode) one RDATA after which nothing
-        // follows. The response and RDATA of a claim that was waiting come in one drain, before the
-        // `Registered` event: a transmit of exactly `RDATA` or `RPING`s is never a response.
+        // follows but the hand-out. The response and RDATA of a claim that was waiting come in one drain,
+        // before the `Registered` event: a transmit of exactly `RDATA` or `RPING`s is never a response.
         let is_pings = !data.is_empty()
             && data.len() % RPING.len() == 0
             && data.chunks(RPING.len()).all(|c| c == RPING);
         let claim_marker = self.scenario.claim_marker_mode(c.initiator, r);
-        if c.claiming {
+        if c.rdata_sent {
             return Err(format!(
                 "responder {r}: transmit of {data:?} on {conn} after its RDATA"
             ));
         }
         if data[..] == RDATA[..] && claim_marker {
             if let Some(c) = self.responders[r].view.conns.get_mut(&conn) {
-                c.claiming = true;
+                c.rdata_sent = true;
             }
             self.responders[r].dirty = true;
         } else if registered && !is_pings {
@@ -170,9 +182,11 @@ impl World {
                 cluster,
                 tenant,
                 data,
+                answer,
             } => format!(
-                "r{r} HandedOut {claim:?} {conn} {node} {cluster} {tenant:?} data {}",
-                data.len()
+                "r{r} HandedOut {claim:?} {conn} {node} {cluster} {tenant:?} data {} answer {}",
+                data.len(),
+                answer.is_some()
             ),
             other => format!("r{r} {other:?}"),
         };
@@ -251,6 +265,7 @@ impl World {
                 cluster,
                 tenant,
                 data,
+                answer,
             } => {
                 let view = &mut self.responders[r].view;
                 let Some(cv) = view.claims.remove(&claim) else {
@@ -282,7 +297,7 @@ impl World {
                     return Err(format!("responder {r}: handed out {conn} twice"));
                 }
                 c.in_use = true;
-                let (pipe, initiator) = (c.pipe, c.initiator);
+                let (pipe, initiator, rdata_sent) = (c.pipe, c.initiator, c.rdata_sent);
                 if (reg.node.as_str(), reg.cluster.as_str(), reg.tenant.as_str())
                     != (node.as_str(), cluster.as_str(), tenant.as_str())
                 {
@@ -308,6 +323,19 @@ impl World {
                     ));
                 }
                 let claim_marker = self.scenario.claim_marker_mode(initiator, r);
+                if claim_marker != rdata_sent || claim_marker != answer.is_some() {
+                    return Err(format!(
+                        "responder {r}: {conn} handed out (claim-marker mode {claim_marker}) with RDATA sent \
+                         {rdata_sent} and an answer filter {}",
+                        answer.is_some()
+                    ));
+                }
+                if !data.is_empty() && claim_marker {
+                    return Err(format!(
+                        "responder {r}: claim-marker hand-out of {conn} with data {data:?}: the answer \
+                         comes first"
+                    ));
+                }
                 let marker = self.scenario.marker_payloads_per_mille;
                 let leg = self
                     .legs
@@ -315,6 +343,7 @@ impl World {
                     .or_insert_with(|| Leg::new(pipe, initiator, r, claim_marker, now));
                 leg.claim = Some(claim);
                 leg.must_succeed = cv.must_succeed;
+                leg.answer = answer.map(|a| (a.filter, self.clock.offset(a.deadline)));
                 leg.start_front_door(&mut self.rng_payload, marker, now);
                 let done = leg.front_door_reads(&data)?;
                 if done {
