@@ -82,6 +82,7 @@ const ROLES: &[(&str, Role)] = &[
     ("responder", roles::responder::main),
     ("initiator", roles::initiator::main),
     ("handshake-load", roles::handshake_load::main),
+    ("plain-relay", roles::plain_relay::main),
 ];
 
 fn main() -> anyhow::Result<()> {

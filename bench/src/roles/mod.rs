@@ -9,6 +9,7 @@
 pub mod handshake_load;
 pub mod initiator;
 mod multi_listener;
+pub mod plain_relay;
 pub mod responder;
 
 use std::future::Future;
