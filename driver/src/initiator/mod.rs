@@ -14,7 +14,7 @@ use revtun_core::initiator::{Initiator, InitiatorConfig};
 use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 
 use self::side::{InitiatorApi, InitiatorSide};
-use crate::error::{ShutDown, StartError};
+use crate::error::{HeadersError, ShutDown, StartError};
 use crate::hosts::{HostSource, resolve_loop};
 use crate::machine;
 use crate::msg::ask;
@@ -157,6 +157,20 @@ impl ReverseListener {
     /// Tunnels by phase over all hosts (`opened == closed + live`).
     pub async fn counts(&self) -> Result<TunnelCounts, ShutDown> {
         ask(&self.api, |r| InitiatorApi::Query(Query::Counts(r))).await
+    }
+
+    /// Replaces the extra request headers (e.g. a rotated `authorization: Bearer …`) of every handshake
+    /// from now on; tunnels already handshaking or up are untouched. The headers are checked as
+    /// [`InitiatorConfig::validate`] checks `extra_headers`.
+    ///
+    /// # Errors
+    /// A header is invalid (the headers in force stay), or the listener has shut down.
+    pub async fn set_extra_headers(
+        &self,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), HeadersError> {
+        ask(&self.api, |r| InitiatorApi::SetExtraHeaders(headers, r)).await??;
+        Ok(())
     }
 
     /// Closes every tunnel that is not in use, stops dialling and resolving, and waits until every task
