@@ -133,20 +133,53 @@ pub fn with_bearer(headers: &[(String, String)], token: &str) -> Vec<(String, St
 
 /// A listener that sends the watched bearer token: on each change it gets
 /// [`with_bearer`]`(other_headers, new token)` through [`ReverseListener::set_extra_headers`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BearerTokenListener {
-    /// The listener; the watcher holds it only while giving it a new token.
-    pub listener: Weak<ReverseListener>,
+    /// The listener (a [`ReverseListener`] or a runtime crate's wrapper of one); the watcher holds it
+    /// only while giving it a new token.
+    listener: Weak<dyn AsRef<ReverseListener> + Send + Sync>,
     /// Its extra headers other than `authorization`, in order.
-    pub other_headers: Vec<(String, String)>,
+    other_headers: Vec<(String, String)>,
+}
+
+impl BearerTokenListener {
+    /// `listener`, whose extra headers other than `authorization` are `other_headers` (in order).
+    pub fn new<L>(listener: &Arc<L>, other_headers: Vec<(String, String)>) -> Self
+    where
+        L: AsRef<ReverseListener> + Send + Sync + 'static,
+    {
+        let listener: Arc<dyn AsRef<ReverseListener> + Send + Sync> = listener.clone();
+        Self {
+            listener: Arc::downgrade(&listener),
+            other_headers,
+        }
+    }
+}
+
+impl std::fmt::Debug for BearerTokenListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.other_headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("BearerTokenListener")
+            .field("running", &(self.listener.strong_count() > 0))
+            .field("other_header_names", &names)
+            .finish()
+    }
 }
 
 /// The initiator's bearer token file: read now ([`read`](Self::read)), then watched for the listeners
 /// that send it ([`watch`](Self::watch)); see the module documentation.
-#[derive(Debug)]
 pub struct BearerTokenFile {
     watch: FileWatch,
     token: String,
+}
+
+/// Names the file only: the token is a credential.
+impl std::fmt::Debug for BearerTokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerTokenFile")
+            .field("path", &self.watch.path())
+            .finish_non_exhaustive()
+    }
 }
 
 impl BearerTokenFile {
@@ -188,6 +221,7 @@ impl BearerTokenFile {
                             continue;
                         };
                         let headers = with_bearer(&target.other_headers, &token);
+                        let listener = (*listener).as_ref();
                         if let Err(e) = listener.set_extra_headers(headers).await {
                             tracing::warn!(path = %path.display(), error = %e, "new bearer token not used");
                         }

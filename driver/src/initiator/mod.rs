@@ -189,6 +189,12 @@ impl ReverseListener {
     }
 }
 
+impl AsRef<ReverseListener> for ReverseListener {
+    fn as_ref(&self) -> &ReverseListener {
+        self
+    }
+}
+
 /// Every source names a target, and every target has exactly one source.
 fn check_sources(
     config: &InitiatorConfig,

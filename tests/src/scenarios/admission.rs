@@ -492,10 +492,7 @@ pub async fn bearer_token_file_rotation_needs_no_initiator_restart(sides: Sides)
         .await;
         file.watch(
             &sides.initiator,
-            vec![BearerTokenListener {
-                listener: Arc::downgrade(&init.0),
-                other_headers: Vec::new(),
-            }],
+            vec![BearerTokenListener::new(&init.0, Vec::new())],
         );
         let registered = || async { idle_in(&responder, NODE, "").await == 2 };
         wait_until(
