@@ -1477,6 +1477,60 @@ fn extra_headers_go_into_the_request() {
     );
 }
 
+#[test]
+fn set_extra_headers_changes_the_next_requests_only() {
+    let mut cfg = config(2);
+    cfg.extra_headers
+        .push(("authorization".into(), "Bearer old".into()));
+    let mut net = Net::new(cfg);
+    net.set_hosts(&[h1()]);
+    let conns = dials(&net.take());
+    net.connected(conns[0]);
+    let first = String::from_utf8(writes(&net.take(), conns[0]).concat()).unwrap();
+    assert!(
+        first.contains("\r\nauthorization: Bearer old\r\n"),
+        "{first}"
+    );
+    net.input(conns[0], &encode_accept(false, true));
+    net.input(conns[0], b"RPING");
+    net.take();
+
+    // A bad header is refused and the headers in force stay.
+    let refused = net
+        .init
+        .set_extra_headers(vec![("authorization".into(), "Bearer bad\r\n".into())]);
+    assert!(matches!(
+        refused,
+        Err(InitiatorConfigError::Header {
+            field: "extra_headers",
+            source: HeaderError::InvalidValue { .. }
+        })
+    ));
+    assert_eq!(
+        net.init.config().extra_headers,
+        vec![("authorization".to_owned(), "Bearer old".to_owned())]
+    );
+
+    net.init
+        .set_extra_headers(vec![
+            ("x-team".into(), "edge".into()),
+            ("authorization".into(), "Bearer new".into()),
+        ])
+        .unwrap();
+    net.connected(conns[1]);
+    let out = net.take();
+    let second = String::from_utf8(writes(&out, conns[1]).concat()).unwrap();
+    assert!(
+        second
+            .contains("\r\nx-team: edge\r\nauthorization: Bearer new\r\ncontent-length: 0\r\n\r\n"),
+        "{second}"
+    );
+    assert!(!second.contains("Bearer old"), "{second}");
+    // The established tunnel is untouched: nothing written to it, not closed.
+    assert!(writes(&out, conns[0]).is_empty() && closes(&out).is_empty());
+    assert_eq!(net.init.counts().idle, 1);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The fuzz body: corpus replay and random operation sequences
 

@@ -63,6 +63,19 @@ impl From<ClaimError> for io::Error {
     }
 }
 
+/// [`ReverseListener::set_extra_headers`](crate::ReverseListener::set_extra_headers) did not replace the
+/// headers.
+#[derive(thiserror::Error, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeadersError {
+    /// A header cannot go into the handshake request (the message names the field `extra_headers`).
+    #[error("initiator config: {0}")]
+    Invalid(#[from] InitiatorConfigError),
+    /// The listener has shut down.
+    #[error(transparent)]
+    ShutDown(#[from] ShutDown),
+}
+
 /// The machine behind a handle has shut down: there is nothing left to ask.
 #[derive(thiserror::Error, Clone, Copy, Debug, PartialEq, Eq)]
 #[error("the reverse-tunnel machine has shut down")]

@@ -10,8 +10,9 @@
 //! - Responder side: [`ResponderHandle`] accepts handshakes and claims a tunnel for each
 //!   [`connect`](ResponderHandle::connect).
 //! - [`relay()`]: copies both ways with independent half-close and an idle timeout.
-//! - [`auth_files`]: token files for the core's [`Policy`](revtun_core::policy::Policy) authorizer,
-//!   re-read in the background when they change ([`auth_files::watch_token_file`]).
+//! - [`auth_files`]: token files re-read in the background when they change: the responder's token set
+//!   for the core's [`Policy`](revtun_core::policy::Policy) authorizer ([`auth_files::watch_token_file`])
+//!   and the initiator's bearer token ([`auth_files::BearerTokenFile`]).
 //!
 //! # Tasks and channels
 //! ```text
@@ -81,6 +82,7 @@
 pub mod auth_files;
 mod conn;
 mod error;
+mod file_watch;
 mod hosts;
 mod initiator;
 mod machine;
@@ -95,7 +97,7 @@ mod stream;
 mod tasks;
 pub mod tls;
 
-pub use error::{ClaimError, ShutDown, StartError};
+pub use error::{ClaimError, HeadersError, ShutDown, StartError};
 pub use hosts::{DEFAULT_DNS_REFRESH_RATE, DnsHosts, HostSource, LookupFamily, select_hosts};
 pub use initiator::{DEFAULT_ACCEPT_BACKLOG, ListenerOptions, ReverseListener, TunnelInfo};
 pub use relay::relay;

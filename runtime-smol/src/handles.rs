@@ -64,6 +64,12 @@ impl ReverseListener {
     }
 }
 
+impl AsRef<revtun_driver::ReverseListener> for ReverseListener {
+    fn as_ref(&self) -> &revtun_driver::ReverseListener {
+        &self.inner
+    }
+}
+
 impl std::ops::Deref for ReverseListener {
     type Target = revtun_driver::ReverseListener;
 

@@ -216,3 +216,129 @@ async fn tokens_allow_lists_front_door_rbac_and_admin_source_allow() {
     fresh.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An initiator process (`edge-1`, two tunnels to an echo service) sending the token in `token_file`.
+fn initiator_yaml(handshake: u16, echo: u16, admin: u16, token_file: &std::path::Path) -> String {
+    format!(
+        r#"
+admin: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }} }}
+bootstrap_extensions:
+- name: envoy.bootstrap.reverse_tunnel.downstream_socket_interface
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.bootstrap.reverse_tunnel.downstream_socket_interface.v3.DownstreamReverseConnectionSocketInterface
+    stat_prefix: downstream_rc
+    max_reconnect_backoff: 1s
+    http_handshake:
+      bearer_token_file: {token_file}
+static_resources:
+  listeners:
+  - name: edge
+    address: {{ socket_address: {{ address: "rc://edge-1:edge:@responder:2", port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: edge
+          cluster: echo
+  clusters:
+  - name: responder
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: responder
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {handshake} }} }} }}
+  - name: echo
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: echo
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {echo} }} }} }}
+"#,
+        token_file = token_file.display()
+    )
+}
+
+/// Writes `text` to `path` through a rename, as a secrets agent would.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let staged = path.with_extension("new");
+    std::fs::write(&staged, text).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+/// The rotation procedure without restarting anything: the new token added to the responder's file,
+/// written to the initiator's file, the old one removed from the responder's file. A tunnel claimed
+/// afterwards is replaced by a handshake with the new token; the tunnels up are kept throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initiator_token_file_rotation_needs_no_restart() {
+    let dir = temp_dir("initiator-token");
+    let tokens = dir.join("tokens");
+    let token = dir.join("token");
+    std::fs::write(&tokens, "old-token\n").unwrap();
+    std::fs::write(&token, "old-token\n").unwrap();
+    let (handshake, door, admin, initiator_admin) =
+        (free_port(), free_port(), free_port(), free_port());
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("echo");
+    let echo_port = echo.local_addr().unwrap().port();
+    tokio::spawn(program::echo_service(echo));
+    let responder_file = dir.join("responder.yaml");
+    std::fs::write(
+        &responder_file,
+        responder_yaml(handshake, door, admin, &tokens),
+    )
+    .unwrap();
+    let initiator_file = dir.join("initiator.yaml");
+    std::fs::write(
+        &initiator_file,
+        initiator_yaml(handshake, echo_port, initiator_admin, &token),
+    )
+    .unwrap();
+    let admin = addr([127, 0, 0, 1], admin);
+    let door = addr([127, 0, 0, 1], door);
+    let _responder = Proc::start(&responder_file);
+    eventually("responder /ready", Duration::from_secs(10), || async {
+        matches!(http(admin, "GET", "/ready").await, Some((200, _)))
+    })
+    .await;
+    let _initiator = Proc::start(&initiator_file);
+    let full = || async { idle(admin, "edge-1").await == 2 };
+    eventually("edge-1's tunnels", Duration::from_secs(10), full).await;
+
+    replace_file(&tokens, "old-token\nnew-token\n");
+    replace_file(&token, "new-token\n");
+    replace_file(&tokens, "new-token\n");
+    let probe = "GET /reverse_connections/request HTTP/1.1\r\nhost: x\r\nx-envoy-reverse-tunnel-node-id: edge-9\r\nx-envoy-reverse-tunnel-cluster-id: edge\r\nx-envoy-reverse-tunnel-tenant-id: \r\nx-envoy-reverse-tunnel-upstream-cluster-name: responder\r\nauthorization: Bearer old-token\r\ncontent-length: 0\r\n\r\n";
+    let handshake = addr([127, 0, 0, 1], handshake);
+    eventually("the old token refused", Duration::from_secs(5), || async {
+        let answer = http_raw(handshake, probe.as_bytes()).await;
+        answer.is_some_and(|a| a.0 == 401)
+    })
+    .await;
+    // Until the initiator has re-read its file, a replacement is refused (401) and retried.
+    let mut client = connect_from([127, 0, 0, 1], door).await;
+    client.write_all(b"rotated").await.unwrap();
+    let mut back = [0u8; 7];
+    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut back))
+        .await
+        .expect("echo in time")
+        .expect("echo");
+    assert_eq!(&back, b"rotated");
+    drop(client);
+    eventually(
+        "a replacement with the new token",
+        Duration::from_secs(10),
+        full,
+    )
+    .await;
+    assert!(
+        stat(admin, "reverse_tunnel.handshake.accepted").await >= Some(3),
+        "a new handshake registered"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

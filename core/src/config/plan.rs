@@ -41,7 +41,8 @@ pub struct InitiatorPlan {
     /// revtun `http_handshake.bearer_token_file` of the downstream extension: a file whose contents
     /// (surrounding whitespace trimmed) the program sends as `authorization: Bearer <token>`. The core does
     /// no I/O, so the program reads it, appends the header to every listener's
-    /// [`InitiatorConfig::extra_headers`] and validates the config again.
+    /// [`InitiatorConfig::extra_headers`] and validates the config again; it re-reads the file on change
+    /// and gives each listener the new header (`Initiator::set_extra_headers`).
     pub bearer_token_file: Option<String>,
 }
 

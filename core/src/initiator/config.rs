@@ -232,9 +232,7 @@ impl InitiatorConfig {
         let header = |field| move |source| InitiatorConfigError::Header { field, source };
         validate_method(&self.request_method).map_err(header("request_method"))?;
         validate_path(&self.request_path).map_err(header("request_path"))?;
-        for (name, value) in &self.extra_headers {
-            validate_extra_header(name, value).map_err(header("extra_headers"))?;
-        }
+        validate_extra_headers(&self.extra_headers)?;
         let zero = |field| Err(InitiatorConfigError::Zero { field });
         for (field, d) in [
             ("connect_timeout", self.connect_timeout),
@@ -260,4 +258,18 @@ impl InitiatorConfig {
         }
         Ok(())
     }
+}
+
+/// Checks extra request headers as [`InitiatorConfig::validate`] does (each one through the handshake
+/// encoder's [`validate_extra_header`]); the error names the field `extra_headers`.
+pub(crate) fn validate_extra_headers(
+    headers: &[(String, String)],
+) -> Result<(), InitiatorConfigError> {
+    for (name, value) in headers {
+        validate_extra_header(name, value).map_err(|source| InitiatorConfigError::Header {
+            field: "extra_headers",
+            source,
+        })?;
+    }
+    Ok(())
 }

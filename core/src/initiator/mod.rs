@@ -163,6 +163,20 @@ impl Initiator {
         &self.config
     }
 
+    /// Replaces the extra request headers (e.g. a rotated `authorization: Bearer …`) of every handshake
+    /// request written from now on. Tunnels already handshaking or established are untouched.
+    ///
+    /// # Errors
+    /// A header fails the checks of [`InitiatorConfig::validate`]; the headers in force stay.
+    pub fn set_extra_headers(
+        &mut self,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), InitiatorConfigError> {
+        config::validate_extra_headers(&headers)?;
+        self.config.extra_headers = headers;
+        Ok(())
+    }
+
     /// Sets the hosts of target cluster `cluster` (duplicates are ignored). Hosts no longer listed have
     /// their dials, handshakes and idle tunnels closed at once (`Close` commands, `TunnelLost` with
     /// [`LostReason::HostRemoved`]); their in-use tunnels finish. New hosts, and listed hosts below `count`,

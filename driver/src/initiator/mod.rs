@@ -14,7 +14,7 @@ use revtun_core::initiator::{Initiator, InitiatorConfig};
 use revtun_core::stats::{StatsSnapshot, TunnelCounts};
 
 use self::side::{InitiatorApi, InitiatorSide};
-use crate::error::{ShutDown, StartError};
+use crate::error::{HeadersError, ShutDown, StartError};
 use crate::hosts::{HostSource, resolve_loop};
 use crate::machine;
 use crate::msg::ask;
@@ -159,6 +159,20 @@ impl ReverseListener {
         ask(&self.api, |r| InitiatorApi::Query(Query::Counts(r))).await
     }
 
+    /// Replaces the extra request headers (e.g. a rotated `authorization: Bearer …`) of every handshake
+    /// from now on; tunnels already handshaking or up are untouched. The headers are checked as
+    /// [`InitiatorConfig::validate`] checks `extra_headers`.
+    ///
+    /// # Errors
+    /// A header is invalid (the headers in force stay), or the listener has shut down.
+    pub async fn set_extra_headers(
+        &self,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), HeadersError> {
+        ask(&self.api, |r| InitiatorApi::SetExtraHeaders(headers, r)).await??;
+        Ok(())
+    }
+
     /// Closes every tunnel that is not in use, stops dialling and resolving, and waits until every task
     /// of the listener has ended. Tunnels already accepted stay open with their streams. Claimed tunnels
     /// still in the accept queue are closed.
@@ -172,6 +186,12 @@ impl ReverseListener {
         drop(api);
         drop(accepted);
         done.wait().await;
+    }
+}
+
+impl AsRef<ReverseListener> for ReverseListener {
+    fn as_ref(&self) -> &ReverseListener {
+        self
     }
 }
 

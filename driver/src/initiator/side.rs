@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_channel::Sender;
 use revtun_core::command::ConnId;
-use revtun_core::initiator::{ConnectFailure, Initiator, InitiatorEvent};
+use revtun_core::initiator::{ConnectFailure, Initiator, InitiatorConfigError, InitiatorEvent};
 
 use super::TunnelInfo;
 use crate::conn::Start;
@@ -19,6 +19,11 @@ use crate::tls::TlsClientSource;
 /// Requests of a [`ReverseListener`](super::ReverseListener).
 pub(crate) enum InitiatorApi {
     Query(Query),
+    /// Replace the extra headers of new handshake requests.
+    SetExtraHeaders(
+        Vec<(String, String)>,
+        Sender<Result<(), InitiatorConfigError>>,
+    ),
     Shutdown,
 }
 
@@ -116,6 +121,9 @@ impl Side for InitiatorSide {
     fn on_api(&mut self, request: InitiatorApi, _ctx: &mut Ctx, _now: Instant) -> Flow {
         match request {
             InitiatorApi::Query(query) => query.answer(&self.core),
+            InitiatorApi::SetExtraHeaders(headers, reply) => {
+                let _ = reply.try_send(self.core.set_extra_headers(headers));
+            }
             InitiatorApi::Shutdown => return Flow::Stop,
         }
         Flow::Continue

@@ -11,17 +11,19 @@ use revtun_core::handshake::{DEFAULT_REQUEST_METHOD, DEFAULT_REQUEST_PATH, Hands
 use revtun_core::initiator::{InitiatorConfig, TargetCluster};
 use revtun_core::policy::{AllowList, Policy, SharedTokens, TokenSet};
 use revtun_core::responder::ResponderConfig;
-use revtun_driver::auth_files::watch_token_file;
+use revtun_driver::auth_files::{BearerTokenFile, BearerTokenListener, watch_token_file};
 use revtun_driver::{
-    HostSource, ListenerOptions, ResponderHandle, ResponderOptions, ReverseListener, Runtime,
+    HeadersError, HostSource, ListenerOptions, ResponderHandle, ResponderOptions, ReverseListener,
+    Runtime,
 };
 
 use super::hostile::{counter, responder_with};
 use super::raw::read_until_closed;
 use super::support::{
-    CLUSTER, NODE, Sides, TARGET, Task, initiator_config, responder_config, shut_down, spawn,
-    wait_until, within,
+    CLUSTER, NODE, Sides, TARGET, Task, initiator_config, responder_config, shut_down, sleep,
+    spawn, wait_until, within,
 };
+use super::tls::handshake_failed;
 
 /// A handshake request of `node` in `tenant` with extra headers, as raw bytes.
 pub fn request_as(
@@ -44,6 +46,17 @@ pub fn request_as(
         extra_headers: headers,
     }
     .to_bytes()
+}
+
+/// A fresh directory for one scenario's files.
+fn scenario_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "revtun-{name}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Sends `bytes` on a new connection and returns everything the responder wrote before closing.
@@ -328,12 +341,7 @@ pub async fn tenant_isolation_keeps_tenants_apart(sides: Sides) {
 /// from then on, and the tunnels registered with the old token stay.
 pub async fn token_file_rotation_takes_effect_and_keeps_tunnels(sides: Sides) {
     within(sides.rt(), async {
-        let dir = std::env::temp_dir().join(format!(
-            "revtun-rotation-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scenario_dir("rotation");
         let path = dir.join("tokens");
         std::fs::write(&path, "# before\nold-token\n").unwrap();
         let tokens = watch_token_file(&sides.responder, &path, Duration::from_millis(50))
@@ -403,6 +411,124 @@ pub async fn token_file_rotation_takes_effect_and_keeps_tunnels(sides: Sides) {
         assert_eq!(greeting_of(&responder, NODE, None).await, b"o");
         stop(sides.rt(), old).await;
         stop(sides.rt(), new).await;
+        shut_down(sides.rt(), "responder", responder.shutdown()).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+/// An initiator refused with its token (401s, counted `handshake_failed.http_401`) registers once
+/// [`ReverseListener::set_extra_headers`] gives it the right one, without a restart; an invalid header
+/// is refused and changes nothing.
+pub async fn set_extra_headers_gives_the_initiator_a_new_token(sides: Sides) {
+    within(sides.rt(), async {
+        let policy = Policy {
+            tokens: Some(SharedTokens::new(TokenSet::parse("token-b\n"))),
+            ..Policy::default()
+        };
+        let responder = responder_with(&sides, responder_config(), options(policy)).await;
+        let host = responder.local_addr();
+        let init = greeter(
+            sides.initiator.clone(),
+            host,
+            NODE,
+            "",
+            bearer("token-a"),
+            b"b",
+        )
+        .await;
+        let listener = &init.0;
+        wait_until(sides.rt(), Duration::from_secs(5), "a 401", || async {
+            handshake_failed(listener, host, "http_401").await >= 1
+        })
+        .await;
+        let bad = listener
+            .set_extra_headers(vec![("authorization".into(), "Bearer x\r\ny".into())])
+            .await;
+        assert!(matches!(bad, Err(HeadersError::Invalid(_))), "{bad:?}");
+        listener
+            .set_extra_headers(bearer("token-b"))
+            .await
+            .expect("headers replaced");
+        wait_until(
+            sides.rt(),
+            Duration::from_secs(5),
+            "registration",
+            || async { idle_in(&responder, NODE, "").await == 2 },
+        )
+        .await;
+        assert_eq!(greeting_of(&responder, NODE, None).await, b"b");
+        stop(sides.rt(), init).await;
+        shut_down(sides.rt(), "responder", responder.shutdown()).await;
+    })
+    .await;
+}
+
+/// The initiator's bearer token file is watched ([`BearerTokenFile`]): emptied, the token in force
+/// stays (a replacement tunnel still registers); rewritten, new handshakes carry the new token while
+/// the responder accepts only that one. No restart, and the tunnels up stay.
+pub async fn bearer_token_file_rotation_needs_no_initiator_restart(sides: Sides) {
+    within(sides.rt(), async {
+        let dir = scenario_dir("bearer-file");
+        let path = dir.join("token");
+        std::fs::write(&path, "token-a\n").unwrap();
+        let tokens = SharedTokens::new(TokenSet::parse("token-a\n"));
+        let policy = Policy {
+            tokens: Some(tokens.clone()),
+            ..Policy::default()
+        };
+        let responder = responder_with(&sides, responder_config(), options(policy)).await;
+        let host = responder.local_addr();
+        let interval = Duration::from_millis(50);
+        let file = BearerTokenFile::read(&path, interval).expect("token file");
+        let init = greeter(
+            sides.initiator.clone(),
+            host,
+            NODE,
+            "",
+            bearer(file.token()),
+            b"g",
+        )
+        .await;
+        file.watch(
+            &sides.initiator,
+            vec![BearerTokenListener::new(&init.0, Vec::new())],
+        );
+        let registered = || async { idle_in(&responder, NODE, "").await == 2 };
+        wait_until(
+            sides.rt(),
+            Duration::from_secs(5),
+            "registration",
+            registered,
+        )
+        .await;
+
+        // Emptied: the old token stays, so the claimed tunnel's replacement registers.
+        std::fs::write(&path, " \n").unwrap();
+        sleep(sides.rt(), interval * 4).await;
+        assert_eq!(greeting_of(&responder, NODE, None).await, b"g");
+        wait_until(
+            sides.rt(),
+            Duration::from_secs(5),
+            "replacement",
+            registered,
+        )
+        .await;
+
+        // Rotated: the responder takes only the new token; the replacement needs it.
+        tokens.replace(TokenSet::parse("token-b\n"));
+        let staged = dir.join("token.new");
+        std::fs::write(&staged, "token-b\n").unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+        assert_eq!(greeting_of(&responder, NODE, None).await, b"g");
+        wait_until(
+            sides.rt(),
+            Duration::from_secs(5),
+            "replacement with the new token",
+            registered,
+        )
+        .await;
+        stop(sides.rt(), init).await;
         shut_down(sides.rt(), "responder", responder.shutdown()).await;
         let _ = std::fs::remove_dir_all(&dir);
     })

@@ -92,6 +92,8 @@ macro_rules! all_scenarios {
             admission::per_node_cap_answers_429_with_retry_after,
             admission::tenant_isolation_keeps_tenants_apart,
             admission::token_file_rotation_takes_effect_and_keeps_tunnels,
+            admission::set_extra_headers_gives_the_initiator_a_new_token,
+            admission::bearer_token_file_rotation_needs_no_initiator_restart,
         );
     };
 }

@@ -1,5 +1,6 @@
 //! Credentials from the plan: the responder's [`Policy`] (token file watched and re-read on change,
-//! allow-list patterns, certificate identity binding) and the initiator's bearer token.
+//! allow-list patterns, certificate identity binding) and the initiator's bearer token (watched and
+//! given to its listeners on change).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +10,9 @@ use revtun_core::policy::Policy;
 use revtun_core::responder::Authorizer;
 use revtun_tokio::TokioRuntime;
 use revtun_tokio::driver::Runtime;
-use revtun_tokio::driver::auth_files::{DEFAULT_RELOAD_INTERVAL, watch_token_file};
+use revtun_tokio::driver::auth_files::{
+    BearerTokenFile, BearerTokenListener, DEFAULT_RELOAD_INTERVAL, watch_token_file,
+};
 
 /// The responder's authorizer for `plan`; `None` when the plan checks nothing (every handshake is
 /// accepted). The token file, if any, is read now (an error stops the start) and re-read when it
@@ -28,14 +31,16 @@ pub fn responder_policy(plan: &AuthPlan) -> anyhow::Result<Option<Arc<dyn Author
         .then(|| Arc::new(policy) as Arc<dyn Authorizer>))
 }
 
-/// Reads the initiator's token file: its contents with surrounding whitespace trimmed; an empty token is
-/// an error.
-pub fn read_token(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read token file {}: {e}", path.display()))?;
-    let token = text.trim();
-    if token.is_empty() {
-        anyhow::bail!("token file {} is empty", path.display());
-    }
-    Ok(token.to_owned())
+/// Reads the initiator's bearer token file now (an error stops the start); give it to
+/// [`watch_initiator_token`] once the listeners sending it run.
+pub fn initiator_token(path: &Path) -> anyhow::Result<BearerTokenFile> {
+    Ok(BearerTokenFile::read(path, DEFAULT_RELOAD_INTERVAL)?)
+}
+
+/// Re-reads the initiator's bearer token file when it changes, at most once a second, by a task on the
+/// current tokio runtime: each listener gets `authorization: Bearer <new token>` after its other extra
+/// headers for its next handshakes. The task ends once every listener is gone.
+pub fn watch_initiator_token(file: BearerTokenFile, listeners: Vec<BearerTokenListener>) {
+    let rt: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
+    file.watch(&rt, listeners);
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use revtun_core::config::{Bootstrap, ClusterKind, ClusterPlan, RcListenerPlan};
 use revtun_core::initiator::InitiatorConfig;
+use revtun_tokio::driver::auth_files::{BearerTokenFile, BearerTokenListener, with_bearer};
 use revtun_tokio::{
     DnsHosts, HostSource, ListenerOptions, Responder, ResponderOptions, ReverseListener,
 };
@@ -22,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{read_token, responder_policy};
+use crate::auth::{initiator_token, responder_policy, watch_initiator_token};
 use crate::front_door::{self, FrontDoor};
 use crate::proxy::{self, LocalService};
 use crate::stats::App;
@@ -83,12 +84,21 @@ pub async fn serve(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
     }
     if let Some(initiator) = &plan.initiator {
         let token = match &initiator.bearer_token_file {
-            Some(file) => Some(read_token(file.as_ref())?),
+            Some(file) => Some(initiator_token(file.as_ref())?),
             None => None,
         };
+        let mut senders = Vec::with_capacity(initiator.listeners.len());
         for listener in &initiator.listeners {
-            let handle = start_initiator(&plan, listener, token.as_deref(), &app, &relays).await?;
+            let bearer = token.as_ref().map(BearerTokenFile::token);
+            let (handle, reverse) = start_initiator(&plan, listener, bearer, &app, &relays).await?;
             accept_loops.push(handle);
+            senders.push(BearerTokenListener::new(
+                &reverse,
+                listener.config.extra_headers.clone(),
+            ));
+        }
+        if let Some(token) = token {
+            watch_initiator_token(token, senders);
         }
     }
     app.ready.store(true, Ordering::Relaxed);
@@ -167,12 +177,10 @@ async fn start_initiator(
     token: Option<&str>,
     app: &Arc<App>,
     relays: &TaskTracker,
-) -> anyhow::Result<JoinHandle<()>> {
+) -> anyhow::Result<(JoinHandle<()>, Arc<ReverseListener>)> {
     let mut config = listener.config.clone();
     if let Some(token) = token {
-        config
-            .extra_headers
-            .push(("authorization".into(), format!("Bearer {token}")));
+        config.extra_headers = with_bearer(&config.extra_headers, token);
         config
             .validate()
             .with_context(|| format!("listener '{}': bearer token", listener.name))?;
@@ -207,6 +215,7 @@ async fn start_initiator(
     );
     tracing::info!(name = listener.name, addresses = ?listener.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), service = service_name, "initiator started");
     app.add_initiator(reverse.clone());
+    let sender = reverse.clone();
     let idle_timeout = listener.tcp_proxy.idle_timeout;
     let limit = listener.connection_limit.as_ref().map(|l| {
         let permits = usize::try_from(l.max_connections)
@@ -216,7 +225,7 @@ async fn start_initiator(
     });
     let relayed = app.relayed.clone();
     let relays = relays.clone();
-    Ok(tokio::spawn(async move {
+    let accept_loop = tokio::spawn(async move {
         while let Ok((tunnel, info)) = reverse.accept().await {
             tracing::debug!(tunnel = %info.id, cluster = info.cluster, host = %info.host, "tunnel claimed");
             let permit = match &limit {
@@ -243,7 +252,8 @@ async fn start_initiator(
                 drop(permit);
             });
         }
-    }))
+    });
+    Ok((accept_loop, sender))
 }
 
 /// Tunnel TLS per target cluster of `config`: each cluster's `transport_socket`.
