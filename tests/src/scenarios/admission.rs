@@ -159,6 +159,21 @@ async fn greeting_of(responder: &ResponderHandle, id: &str, tenant: Option<&str>
     got
 }
 
+/// Waits until [`NODE`] (no tenant) holds `idle` idle tunnels, then claims one and checks what the
+/// service behind it wrote.
+async fn registers_and_greets(
+    rt: &dyn Runtime,
+    responder: &ResponderHandle,
+    idle: u64,
+    greeting: &[u8],
+) {
+    wait_until(rt, Duration::from_secs(5), "registration", || async {
+        idle_in(responder, NODE, "").await == idle
+    })
+    .await;
+    assert_eq!(greeting_of(responder, NODE, None).await, greeting);
+}
+
 /// A wrong or missing bearer token is answered 401 and counted `auth_failed`; the right one registers.
 pub async fn bearer_token_mismatch_is_401(sides: Sides) {
     within(sides.rt(), async {
@@ -188,14 +203,7 @@ pub async fn bearer_token_mismatch_is_401(sides: Sides) {
             b"hi",
         )
         .await;
-        wait_until(
-            sides.rt(),
-            Duration::from_secs(5),
-            "registration",
-            || async { idle_in(&responder, NODE, "").await == 2 },
-        )
-        .await;
-        assert_eq!(greeting_of(&responder, NODE, None).await, b"hi");
+        registers_and_greets(sides.rt(), &responder, 2, b"hi").await;
         stop(sides.rt(), good).await;
         shut_down(sides.rt(), "responder", responder.shutdown()).await;
     })
@@ -450,14 +458,7 @@ pub async fn set_extra_headers_gives_the_initiator_a_new_token(sides: Sides) {
             .set_extra_headers(bearer("token-b"))
             .await
             .expect("headers replaced");
-        wait_until(
-            sides.rt(),
-            Duration::from_secs(5),
-            "registration",
-            || async { idle_in(&responder, NODE, "").await == 2 },
-        )
-        .await;
-        assert_eq!(greeting_of(&responder, NODE, None).await, b"b");
+        registers_and_greets(sides.rt(), &responder, 2, b"b").await;
         stop(sides.rt(), init).await;
         shut_down(sides.rt(), "responder", responder.shutdown()).await;
     })
